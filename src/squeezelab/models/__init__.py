@@ -1,0 +1,20 @@
+"""Model zoo: plain ``nn.Module``s created by name with ``create_model``."""
+
+from squeezelab.models import alexnet, autoencoders, contractive, squeezenet  # noqa: F401  (registers models)
+from squeezelab.models.autoencoders import Autoencoder
+from squeezelab.models.contractive import jacobian_penalty
+from squeezelab.models.fire import Fire
+from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from squeezelab.models.squeezenet import load_torchvision_weights
+
+__all__ = [
+    "Autoencoder",
+    "Fire",
+    "ModelInfo",
+    "create_model",
+    "jacobian_penalty",
+    "list_models",
+    "load_torchvision_weights",
+    "model_info",
+    "register_model",
+]

@@ -1,0 +1,237 @@
+"""Autoencoders: the traditional dense and convolutional ones, and the squeeze autoencoder.
+
+Every autoencoder maps images (N, C, H, W) to a flat code (N, code_size) with ``encode`` and back with
+``decode``; ``forward`` returns a reconstruction of the input's shape. Outputs pass through a sigmoid, so
+targets are images scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from squeezelab.models._checks import check_images, pair
+from squeezelab.models.fire import Fire
+from squeezelab.models.registry import register_model
+
+
+class Autoencoder(nn.Module):
+    """Common interface: ``encode(x) -> code``, ``decode(code) -> x_hat``, ``forward(x) -> x_hat``."""
+
+    def __init__(self, name: str, in_chans: int, img_size: int | tuple[int, int], code_size: int) -> None:
+        super().__init__()
+        self.name = name
+        self.in_chans = in_chans
+        self.img_size = pair(img_size)
+        self.code_size = code_size
+
+    @property
+    def in_features(self) -> int:
+        return self.in_chans * self.img_size[0] * self.img_size[1]
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, code: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x)).reshape(x.shape)
+
+
+class _FlatInputAutoencoder(Autoencoder):
+    """Dense models accept flattened images (N, C*H*W) as well as (N, C, H, W) batches."""
+
+    def _flatten(self, x: Tensor) -> Tensor:
+        if x.dim() == 2 and x.shape[1] == self.in_features:
+            return x
+        check_images(x, self.name, self.in_chans, size=self.img_size)
+        return x.flatten(1)
+
+    def _unflatten(self, flat: Tensor) -> Tensor:
+        return flat.view(flat.shape[0], self.in_chans, *self.img_size)
+
+
+def _mlp(sizes: Sequence[int]) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
+    return layers
+
+
+class DenseAutoencoder(_FlatInputAutoencoder):
+    def __init__(
+        self,
+        in_chans: int,
+        img_size: int | tuple[int, int],
+        encoder_sizes: Sequence[int],
+        code_size: int,
+        decoder_sizes: Sequence[int],
+    ) -> None:
+        super().__init__("dense_ae", in_chans, img_size, code_size)
+        # ReLU on the code as in the Keras tutorial the source material follows.
+        self.encoder = nn.Sequential(*_mlp([self.in_features, *encoder_sizes, code_size]))
+        hidden = [code_size, *decoder_sizes]
+        self.decoder = nn.Sequential(*_mlp(hidden), nn.Linear(hidden[-1], self.in_features), nn.Sigmoid())
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(self._flatten(x))
+
+    def decode(self, code: Tensor) -> Tensor:
+        return self._unflatten(self.decoder(code))
+
+
+@register_model("autoencoder", (1, 28, 28))
+def dense_ae(
+    in_chans: int = 1,
+    img_size: int | tuple[int, int] = 28,
+    encoder_sizes: Sequence[int] = (64,),
+    code_size: int = 32,
+    decoder_sizes: Sequence[int] = (32, 64),
+) -> DenseAutoencoder:
+    """Traditional dense autoencoder: 784-64-32 encoder, 32-32-64-784 decoder, sigmoid output."""
+    return DenseAutoencoder(in_chans, img_size, encoder_sizes, code_size, decoder_sizes)
+
+
+def _halvings(size: tuple[int, int], times: int) -> list[tuple[int, int]]:
+    """Spatial sizes after each of ``times`` ceil-mode 2x2 poolings, starting with ``size`` itself."""
+    sizes = [size]
+    for _ in range(times):
+        h, w = sizes[-1]
+        sizes.append((math.ceil(h / 2), math.ceil(w / 2)))
+    return sizes
+
+
+class ConvAutoencoder(Autoencoder):
+    def __init__(
+        self, in_chans: int, img_size: int | tuple[int, int], channels: Sequence[int], code_size: int
+    ) -> None:
+        super().__init__("conv_ae", in_chans, img_size, code_size)
+        self.sizes = _halvings(self.img_size, len(channels))
+        widths = [in_chans, *channels]
+        encoder: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            encoder += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+        self.encoder = nn.Sequential(*encoder)
+        h, w = self.sizes[-1]
+        self.bottleneck = (channels[-1], h, w)
+        self.to_code = nn.Linear(channels[-1] * h * w, code_size)
+        self.from_code = nn.Linear(code_size, channels[-1] * h * w)
+        rev = widths[::-1]
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1) for c_in, c_out in zip(rev[:-1], rev[1:])
+        )
+
+    def encode(self, x: Tensor) -> Tensor:
+        check_images(x, self.name, self.in_chans, size=self.img_size)
+        return self.to_code(self.encoder(x).flatten(1))
+
+    def decode(self, code: Tensor) -> Tensor:
+        x = F.relu(self.from_code(code)).view(code.shape[0], *self.bottleneck)
+        targets = self.sizes[-2::-1]
+        for i, (up, size) in enumerate(zip(self.up, targets)):
+            # output_size picks the output padding that restores odd sizes lost to ceil-mode pooling.
+            x = up(x, output_size=size)
+            x = torch.sigmoid(x) if i == len(self.up) - 1 else F.relu(x)
+        return x
+
+
+@register_model("autoencoder", (1, 28, 28))
+def conv_ae(
+    in_chans: int = 1,
+    img_size: int | tuple[int, int] = 28,
+    channels: Sequence[int] = (16, 32),
+    code_size: int = 32,
+) -> ConvAutoencoder:
+    """Traditional convolutional autoencoder: conv + max-pool encoder, transposed-conv decoder."""
+    return ConvAutoencoder(in_chans, img_size, channels, code_size)
+
+
+class FireUp(nn.Module):
+    """Decoder counterpart of Fire: squeeze with 1x1 at low resolution, upsample, then expand 1x1 | 3x3.
+
+    Squeezing before upsampling keeps the expensive 3x3 expand on few input channels, the same economy
+    the encoder's Fire module makes.
+    """
+
+    def __init__(self, inplanes: int, squeeze_planes: int, out_planes: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
+        self.expand1x1 = nn.Conv2d(squeeze_planes, out_planes // 2, kernel_size=1)
+        self.expand3x3 = nn.Conv2d(squeeze_planes, out_planes - out_planes // 2, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        s = F.interpolate(F.relu(self.squeeze(x)), size=size, mode="nearest")
+        return F.relu(torch.cat([self.expand1x1(s), self.expand3x3(s)], 1))
+
+
+class SqueezeAutoencoder(Autoencoder):
+    def __init__(
+        self,
+        in_chans: int,
+        img_size: int | tuple[int, int],
+        stem_channels: int,
+        fire_channels: Sequence[int],
+        squeeze_ratio: float,
+        bottleneck_channels: int,
+        code_size: int,
+    ) -> None:
+        super().__init__("squeeze_ae", in_chans, img_size, code_size)
+        self.sizes = _halvings(self.img_size, len(fire_channels) + 1)
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, padding=1), nn.ReLU(inplace=True))
+        widths = [stem_channels, *fire_channels]
+        encoder: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            squeeze = max(1, round(squeeze_ratio * c_out))
+            encoder += [nn.MaxPool2d(2, ceil_mode=True), Fire(c_in, squeeze, c_out // 2, c_out - c_out // 2)]
+        encoder += [
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(widths[-1], bottleneck_channels, kernel_size=1),
+            nn.ReLU(inplace=True),
+        ]
+        self.encoder = nn.Sequential(*encoder)
+        h, w = self.sizes[-1]
+        self.bottleneck = (bottleneck_channels, h, w)
+        # The code is linear: a ReLU here would waste code dimensions that land on zero.
+        self.to_code = nn.Linear(bottleneck_channels * h * w, code_size)
+        self.from_code = nn.Linear(code_size, bottleneck_channels * h * w)
+        rev = [bottleneck_channels, *widths[::-1]]
+        self.up = nn.ModuleList(
+            FireUp(c_in, max(1, round(squeeze_ratio * c_out)), c_out) for c_in, c_out in zip(rev[:-1], rev[1:])
+        )
+        self.head = nn.Conv2d(stem_channels, in_chans, 3, padding=1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        check_images(x, self.name, self.in_chans, size=self.img_size)
+        return self.to_code(self.encoder(self.stem(x)).flatten(1))
+
+    def decode(self, code: Tensor) -> Tensor:
+        x = F.relu(self.from_code(code)).view(code.shape[0], *self.bottleneck)
+        for up, size in zip(self.up, self.sizes[-2::-1]):
+            x = up(x, size)
+        return torch.sigmoid(self.head(x))
+
+
+@register_model("autoencoder", (1, 28, 28))
+def squeeze_ae(
+    in_chans: int = 1,
+    img_size: int | tuple[int, int] = 28,
+    stem_channels: int = 16,
+    fire_channels: Sequence[int] = (32, 64),
+    squeeze_ratio: float = 0.25,
+    bottleneck_channels: int = 8,
+    code_size: int = 32,
+) -> SqueezeAutoencoder:
+    """Squeeze autoencoder: Fire modules in the encoder, Fire-style (squeeze, upsample, expand) decoder."""
+    return SqueezeAutoencoder(
+        in_chans, img_size, stem_channels, fire_channels, squeeze_ratio, bottleneck_channels, code_size
+    )
+

@@ -1,0 +1,63 @@
+"""The Fire module (SqueezeNet, Iandola et al. 2016, section 3.2).
+
+A 1x1 *squeeze* convolution cuts the channel count, then parallel 1x1 and 3x3 *expand* convolutions
+(optionally a 5x5 one as well) are concatenated. Attribute names match torchvision's ``Fire`` so that
+published state dicts load unchanged; the 5x5 branch and the bypass only exist when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Bypass = Literal["none", "identity", "conv"]
+
+
+class Fire(nn.Module):
+    def __init__(
+        self,
+        inplanes: int,
+        squeeze_planes: int,
+        expand1x1_planes: int,
+        expand3x3_planes: int,
+        expand5x5_planes: int = 0,
+        bypass: Bypass = "none",
+    ) -> None:
+        super().__init__()
+        self.inplanes = inplanes
+        self.out_channels = expand1x1_planes + expand3x3_planes + expand5x5_planes
+        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+        if expand5x5_planes:
+            self.expand5x5 = nn.Conv2d(squeeze_planes, expand5x5_planes, kernel_size=5, padding=2)
+            self.expand5x5_activation = nn.ReLU(inplace=True)
+        else:
+            self.expand5x5 = None
+        if bypass == "identity" and inplanes != self.out_channels:
+            raise ValueError(f"an identity bypass needs equal channels, got {inplanes} -> {self.out_channels}")
+        if bypass not in ("none", "identity", "conv"):
+            raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
+        self.bypass_kind = bypass
+        # The paper's complex bypass: a 1x1 conv where the channel counts differ.
+        self.bypass = nn.Conv2d(inplanes, self.out_channels, kernel_size=1) if bypass == "conv" else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.squeeze_activation(self.squeeze(x))
+        branches = [
+            self.expand1x1_activation(self.expand1x1(s)),
+            self.expand3x3_activation(self.expand3x3(s)),
+        ]
+        if self.expand5x5 is not None:
+            branches.append(self.expand5x5_activation(self.expand5x5(s)))
+        out = torch.cat(branches, 1)
+        if self.bypass is not None:
+            out = out + self.bypass(x)
+        elif self.bypass_kind == "identity":
+            out = out + x
+        return out

@@ -1,0 +1,1 @@
+"""Presenting results: text tables now; Markdown and HTML reports build on the same helpers."""
