@@ -10,7 +10,7 @@ import argparse
 import ast
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -81,13 +81,22 @@ def cmd_models(args: argparse.Namespace) -> int:
             model = create_model(name)
         params, _ = count_parameters(model)
         macs = count_macs(model, info.default_input)
-        rows.append({"name": name, "kind": info.kind, "input": "x".join(map(str, info.default_input)),
-                     "params": params, "macs": macs, "description": info.description})
+        rows.append(
+            {
+                "name": name,
+                "kind": info.kind,
+                "input": "x".join(map(str, info.default_input)),
+                "params": params,
+                "macs": macs,
+                "description": info.description,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [[r["name"], r["kind"], r["input"], f"{r['params']:,}", human_count(r["macs"]), r["description"]]
-             for r in rows]
+    table = [
+        [r["name"], r["kind"], r["input"], f"{r['params']:,}", human_count(r["macs"]), r["description"]] for r in rows
+    ]
     print(format_table(["model", "kind", "input", "params", "MACs", "description"], table, right=(3, 4)))
     return 0
 
@@ -107,7 +116,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     rows = [
         ["parameters", f"{result.params:,} ({result.trainable_params:,} trainable)"],
         ["fp32 size", f"{human_bytes(result.fp32_bytes)} ({result.file_bytes:,} bytes as safetensors)"],
-        ["MACs / sample", f"{result.macs:,} ({human_count(result.macs)}; FLOPs = 2 x MACs = {human_count(result.flops)})"],
+        [
+            "MACs / sample",
+            f"{result.macs:,} ({human_count(result.macs)}; FLOPs = 2 x MACs = {human_count(result.flops)})",
+        ],
         ["latency, batch 1", f"{result.latency_ms:.2f} ms (median of {args.repeats})"],
         [f"throughput, batch {result.batch_size}", f"{result.throughput:,.0f} samples/s"],
         ["achieved", f"{result.throughput * result.flops / 1e9:.1f} GFLOP/s"],

@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -53,8 +53,10 @@ def fp32_bytes(model: nn.Module) -> int:
 
 
 def file_bytes(model: nn.Module) -> int:
-    state = {k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     return len(safetensors_bytes(state))
 
 

@@ -8,7 +8,7 @@ targets are images scaled to [0, 1].
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ class _FlatInputAutoencoder(Autoencoder):
 
 def _mlp(sizes: Sequence[int]) -> list[nn.Module]:
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
     return layers
 
@@ -107,14 +107,12 @@ def _halvings(size: tuple[int, int], times: int) -> list[tuple[int, int]]:
 
 
 class ConvAutoencoder(Autoencoder):
-    def __init__(
-        self, in_chans: int, img_size: int | tuple[int, int], channels: Sequence[int], code_size: int
-    ) -> None:
+    def __init__(self, in_chans: int, img_size: int | tuple[int, int], channels: Sequence[int], code_size: int) -> None:
         super().__init__("conv_ae", in_chans, img_size, code_size)
         self.sizes = _halvings(self.img_size, len(channels))
         widths = [in_chans, *channels]
         encoder: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             encoder += [
                 nn.Conv2d(c_in, c_out, 3, padding=1),
                 nn.ReLU(inplace=True),
@@ -127,7 +125,8 @@ class ConvAutoencoder(Autoencoder):
         self.from_code = nn.Linear(code_size, channels[-1] * h * w)
         rev = widths[::-1]
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1) for c_in, c_out in zip(rev[:-1], rev[1:])
+            nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1)
+            for c_in, c_out in zip(rev[:-1], rev[1:], strict=True)
         )
 
     def encode(self, x: Tensor) -> Tensor:
@@ -137,7 +136,7 @@ class ConvAutoencoder(Autoencoder):
     def decode(self, code: Tensor) -> Tensor:
         x = F.relu(self.from_code(code)).view(code.shape[0], *self.bottleneck)
         targets = self.sizes[-2::-1]
-        for i, (up, size) in enumerate(zip(self.up, targets)):
+        for i, (up, size) in enumerate(zip(self.up, targets, strict=True)):
             # output_size picks the output padding that restores odd sizes lost to ceil-mode pooling.
             x = up(x, output_size=size)
             x = torch.sigmoid(x) if i == len(self.up) - 1 else F.relu(x)
@@ -189,7 +188,7 @@ class SqueezeAutoencoder(Autoencoder):
         self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, padding=1), nn.ReLU(inplace=True))
         widths = [stem_channels, *fire_channels]
         encoder: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             squeeze = max(1, round(squeeze_ratio * c_out))
             encoder += [nn.MaxPool2d(2, ceil_mode=True), Fire(c_in, squeeze, c_out // 2, c_out - c_out // 2)]
         encoder += [
@@ -205,7 +204,8 @@ class SqueezeAutoencoder(Autoencoder):
         self.from_code = nn.Linear(code_size, bottleneck_channels * h * w)
         rev = [bottleneck_channels, *widths[::-1]]
         self.up = nn.ModuleList(
-            FireUp(c_in, max(1, round(squeeze_ratio * c_out)), c_out) for c_in, c_out in zip(rev[:-1], rev[1:])
+            FireUp(c_in, max(1, round(squeeze_ratio * c_out)), c_out)
+            for c_in, c_out in zip(rev[:-1], rev[1:], strict=True)
         )
         self.head = nn.Conv2d(stem_channels, in_chans, 3, padding=1)
 
@@ -215,7 +215,7 @@ class SqueezeAutoencoder(Autoencoder):
 
     def decode(self, code: Tensor) -> Tensor:
         x = F.relu(self.from_code(code)).view(code.shape[0], *self.bottleneck)
-        for up, size in zip(self.up, self.sizes[-2::-1]):
+        for up, size in zip(self.up, self.sizes[-2::-1], strict=True):
             x = up(x, size)
         return torch.sigmoid(self.head(x))
 
@@ -234,4 +234,3 @@ def squeeze_ae(
     return SqueezeAutoencoder(
         in_chans, img_size, stem_channels, fire_channels, squeeze_ratio, bottleneck_channels, code_size
     )
-

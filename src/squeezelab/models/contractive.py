@@ -8,7 +8,7 @@ for any other encoder ``jacobian_penalty`` estimates it from vector-Jacobian pro
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -79,7 +79,5 @@ def jacobian_penalty(
             gaussian = torch.randn(k, n_projections, dtype=code.dtype, device=code.device)
             directions, scale = torch.linalg.qr(gaussian).Q.T, k / n_projections
         grad_outputs = directions[:, None, :].expand(-1, n, k)
-        (grads,) = torch.autograd.grad(
-            code, x, grad_outputs, create_graph=create_graph, is_grads_batched=True
-        )
+        (grads,) = torch.autograd.grad(code, x, grad_outputs, create_graph=create_graph, is_grads_batched=True)
     return grads.pow(2).flatten(2).sum(2).sum(0) * scale
