@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import sys
+import time
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -131,6 +135,185 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train -----------------------------------------------------------------------------------------------------
+
+# Options taken positionally or by their own flags, not generated from TrainConfig.
+_OWN_FLAGS = {"model", "model_kwargs", "data"}
+# What a resumed run may change; everything else is fixed by its config.json.
+_RESUMABLE = {"epochs", "max_time", "device", "early_stopping"}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--batch-size`` for ``batch_size``), default None = not given."""
+    from squeezelab.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("training options (override the preset)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _OWN_FLAGS:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if type(None) in args:  # X | None
+            kind = next(a for a in args if a is not type(None))
+            args = typing.get_args(kind)
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(flag, choices=args, default=None, help=help_text)
+        else:
+            group.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _given_options(args: argparse.Namespace) -> dict:
+    from squeezelab.train import TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - _OWN_FLAGS
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _new_run_dir(out_dir: str, name: str) -> Path:
+    run_dir = Path(out_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise SqueezelabError(f"{run_dir} already holds a run; choose another --name, or --resume {run_dir}")
+    return run_dir
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from squeezelab.train import TrainConfig, fit, preset
+
+    options = _given_options(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise SqueezelabError(f"{run_dir} is not a run directory (no config.json) and cannot be resumed")
+        fixed = (
+            sorted(set(options) - _RESUMABLE)
+            + (["model"] if args.model else [])
+            + (["data"] if args.data else [])
+            + (["preset"] if args.preset else [])
+        )
+        if fixed:
+            raise SqueezelabError(
+                f"a resumed run keeps its configuration; only {', '.join(sorted(_RESUMABLE))} may change, not "
+                + ", ".join(fixed)
+            )
+        cfg = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8"))).updated(**options)
+        history = fit(cfg.model, config=cfg, run_dir=run_dir, resume=True, verbose=2 if args.quiet else 1)
+    else:
+        cfg = preset(args.preset) if args.preset else TrainConfig()
+        changes = dict(options)
+        if args.model:
+            changes["model"] = args.model
+            if args.model != cfg.model:
+                changes["model_kwargs"] = {}
+        if args.data:
+            changes["data"] = args.data
+        extra = parse_model_args(args.arg)
+        if args.num_classes is not None:
+            extra["num_classes"] = args.num_classes
+        cfg = cfg.updated(**changes)
+        cfg = cfg.updated(model_kwargs={**cfg.model_kwargs, **extra})
+        name = args.name or f"{args.preset or cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = _new_run_dir(args.out_dir, name)
+        history = fit(cfg.model, config=cfg, run_dir=run_dir, verbose=2 if args.quiet else 1)
+    last = history.epochs[-1] if history.epochs else {}
+    print(
+        f"run: {run_dir}  ({history.stop_reason} after {len(history.epochs)} epochs, "
+        f"{last.get('time', 0):.1f} s of training)"
+    )
+    if history.best_epoch is not None:
+        print(
+            f"best {history.monitor}: {history.best_value:.4g} at epoch {history.best_epoch} "
+            f"-> {run_dir / 'best.safetensors'}"
+        )
+    return 0
+
+
+# -- evaluate / predict ----------------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from squeezelab.train import evaluate
+
+    out = args.out
+    if out is None:
+        source = Path(args.checkpoint)
+        out = source if source.is_dir() else source.parent
+    result = evaluate(
+        args.checkpoint,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        out_dir=out,
+        device=args.device,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['checkpoint']} on {result['data']} ({result['split']}, {result['samples']:,} samples)")
+    if "acc1" in result:
+        rows = [
+            ["top-1 accuracy", f"{result['acc1']:.4f}"],
+            ["top-5 accuracy", f"{result['acc5']:.4f}"],
+            ["loss", f"{result['loss']:.4f}"],
+        ]
+        rows += [[f"  class {c}", f"{a:.4f}"] for c, a in result["per_class_accuracy"].items()]
+        plot = result.get("confusion_png")
+    else:
+        rows = [
+            ["MSE", f"{result['mse']:.5f}"],
+            ["PSNR", f"{result['psnr']:.2f} dB"],
+            ["SSIM", f"{result['ssim']:.4f}"],
+            ["loss", f"{result['loss']:.5f}"],
+        ]
+        plot = result.get("reconstructions_png")
+    print(format_table(["metric", "value"], rows, right=(1,)))
+    if plot:
+        print(f"plot: {plot}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from squeezelab.train import predict
+
+    results = predict(
+        args.checkpoint,
+        args.images,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        on_bad_image=args.on_bad_image,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    if results and "top" in results[0]:
+        rows = [[r["image"], *(f"{t['label']} {t['probability']:.3f}" for t in r["top"])] for r in results]
+        headers = ["image", *(f"top-{i + 1}" for i in range(len(results[0]["top"])))]
+    else:
+        rows = [[r["image"], f"{r['mse']:.5f}", f"{r['psnr']:.2f}"] for r in results]
+        headers = ["image", "MSE", "PSNR (dB)"]
+    print(format_table(headers, rows))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from squeezelab.report.demo import run_demo
+
+    run_demo(
+        Path(args.out_dir) / args.name,
+        epochs_scale=args.epochs_scale,
+        overwrite=args.overwrite,
+        verbose=2 if args.quiet else 1,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="squeezelab",
@@ -173,6 +356,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_profile)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model; results go to a run directory",
+        description="Train a model on a dataset. The run directory (runs/NAME) gets config.json, metrics.jsonl, "
+        "last and best checkpoints (safetensors + JSON) and plots/curves.png. Ctrl-C keeps the last finished "
+        "epoch and prints the command that resumes it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            "squeezelab train dense_ae --data digits --image-size 28 --epochs 20",
+            "squeezelab train --preset seed-mnist-ae --data mnist:../shared/data/mnist",
+            "squeezelab train --preset seed-cifar10 --data folder:../shared/data/cifar10/cifar10-train-jpg.tar",
+            "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --download --optimizer sgd --lr 0.05 "
+            "--schedule onecycle --crop-padding 4 --flip --name sqz",
+            "squeezelab train --resume runs/sqz --epochs 60",
+        ),
+    )
+    p.add_argument("model", nargs="?", help="a registered model (default: the preset's, else squeezenet_cifar)")
+    p.add_argument("--preset", help="a named recipe: seed-cifar10, seed-mnist-ae")
+    p.add_argument("--data", metavar="SPEC", help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | folder:DIR")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="extra model option")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the dataset's class count)")
+    p.add_argument("--name", help="run name (default: MODEL-DATE-TIME)")
+    p.add_argument("--out-dir", default="runs", help="where run directories go (default: runs)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; one log line per epoch")
+    _add_config_flags(p)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a trained model on a dataset split",
+        description="Classifiers: top-1, top-5, per-class accuracy and a confusion-matrix PNG. Autoencoders: "
+        "MSE, PSNR, SSIM and a PNG of originals and reconstructions.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            "squeezelab evaluate runs/sqz --split val",
+            "squeezelab evaluate runs/sqz/best.safetensors --data cifar10:data/cifar10 --split test --json",
+        ),
+    )
+    p.add_argument("checkpoint", metavar="RUN|CHECKPOINT", help="a run directory or a .safetensors checkpoint")
+    p.add_argument("--data", metavar="SPEC", help="dataset (default: the one the model was trained on)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "val", "train"],
+        help="test: the dataset's own; val: the part the run held out (default: test)",
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", help="folder for the PNG and JSON (default: the run directory)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify or reconstruct image files with a trained model",
+        description="Classifiers print the top-k labels with probabilities; autoencoders the reconstruction "
+        "error of each image.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("squeezelab predict runs/sqz cat.jpg dog.png", "squeezelab predict runs/ae digit.png --json"),
+    )
+    p.add_argument("checkpoint", metavar="RUN|CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--on-bad-image", choices=["error", "skip"], default="error")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "demo",
+        help="train squeezed and traditional models on the bundled digits and compare them",
+        description="On scikit-learn's bundled 8x8 digits (resized to 28x28, no download): trains dense_ae, "
+        "squeeze_ae, contractive_ae, squeezenet_cifar and alexnet_cifar, prints one side-by-side table and "
+        "writes runs/demo/ with plots and report.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("squeezelab demo", "squeezelab demo --name demo2 --quiet"),
+    )
+    p.add_argument("--out-dir", default="runs")
+    p.add_argument("--name", default="demo")
+    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every model's epochs (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo report in that folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_demo)
     return parser
 
 
@@ -182,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except SqueezelabError as exc:
         print(f"squeezelab: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(exc, "exit_code", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
 

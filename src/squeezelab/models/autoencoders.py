@@ -208,6 +208,12 @@ class SqueezeAutoencoder(Autoencoder):
             for c_in, c_out in zip(rev[:-1], rev[1:], strict=True)
         )
         self.head = nn.Conv2d(stem_channels, in_chans, 3, padding=1)
+        # PyTorch's default init shrinks activations through this many thin layers until the sigmoid output is
+        # constant and training stalls (measured: no progress in 5 MNIST epochs); He init keeps their scale.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def encode(self, x: Tensor) -> Tensor:
         check_images(x, self.name, self.in_chans, size=self.img_size)

@@ -66,4 +66,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if unknown:
         options = ", ".join(p for p in accepted)
         raise SqueezelabError(f"{name} does not take {', '.join(unknown)}; its options are: {options}")
-    return builder(**kwargs)
+    model = builder(**kwargs)
+    # Checkpoints record how to rebuild the model: its registry name and the arguments it was built with.
+    model.squeezelab_spec = {"name": name, "kwargs": dict(kwargs)}
+    return model

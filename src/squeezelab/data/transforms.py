@@ -1,0 +1,75 @@
+"""Augmentation and normalisation of whole batches, on whatever device the batch is on.
+
+Each operation works on a (N, C, H, W) batch at once, with a random draw per image from an optional
+``torch.Generator``, so that a seeded run augments identically every time and no Python loop runs per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def normalize(images_uint8: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """float32 ``(x / 255 - mean) / std`` per channel; mean 0 and std 1 give plain [0, 1] scaling."""
+    if images_uint8.dtype != torch.uint8:
+        raise TypeError(f"normalize takes uint8 images, got {images_uint8.dtype}")
+    channels = images_uint8.shape[-3]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"{channels}-channel images need {channels} means and stds, got {len(mean)} and {len(std)}")
+    shape = (channels, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=images_uint8.device).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32, device=images_uint8.device).view(shape)
+    return images_uint8.float().div_(255).sub_(mean_t).div_(std_t)
+
+
+def _draw_device(batch: Tensor, generator: torch.Generator | None) -> torch.device:
+    # Random numbers must be drawn where the generator lives, then moved to the batch.
+    return batch.device if generator is None else generator.device
+
+
+def random_crop(batch: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero-pad each side by ``padding``, then crop every image back to its size at its own random offset."""
+    if padding < 0:
+        raise ValueError(f"padding must be at least 0, got {padding}")
+    if padding == 0:
+        return batch
+    n, channels, height, width = batch.shape
+    padded = F.pad(batch, (padding, padding, padding, padding))
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=_draw_device(batch, generator))
+    offsets = offsets.to(batch.device)
+    rows = offsets[0, :, None] + torch.arange(height, device=batch.device)  # (N, H): the rows each image keeps
+    cols = offsets[1, :, None] + torch.arange(width, device=batch.device)  # (N, W)
+    images = torch.arange(n, device=batch.device)[:, None, None, None]
+    planes = torch.arange(channels, device=batch.device)[None, :, None, None]
+    return padded[images, planes, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_flip(batch: Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> Tensor:
+    """Mirror (left-right) each image with probability ``p``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be between 0 and 1, got {p}")
+    chosen = torch.rand(batch.shape[0], generator=generator, device=_draw_device(batch, generator)) < p
+    return torch.where(chosen.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
+
+
+@dataclass
+class BatchTransform:
+    """uint8 batch -> float32 model input: random crop and flip when training, then normalisation."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 0
+    flip: bool = False
+
+    def __call__(self, images_uint8: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
+        images = images_uint8
+        if train and self.crop_padding:
+            images = random_crop(images, self.crop_padding, generator)
+        if train and self.flip:
+            images = random_flip(images, generator)
+        return normalize(images, self.mean, self.std)

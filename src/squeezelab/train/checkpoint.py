@@ -1,0 +1,160 @@
+"""Checkpoints: safetensors weights plus a JSON sidecar, each written atomically.
+
+``NAME.safetensors`` holds the model's state dict under its own keys (loadable by any safetensors reader),
+``NAME.json`` says how to rebuild and use the model (registry name and kwargs, data normalisation, classes)
+and where training stood. ``NAME.optim.safetensors`` holds the optimizer's tensors for ``--resume``. All
+three carry the epoch, so a set torn by a crash between writes is detected rather than silently mixed.
+Nothing here unpickles: user files are never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from squeezelab.errors import SqueezelabError
+
+FORMAT = "squeezelab-checkpoint"
+VERSION = 1
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and the JSON-able rest."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(
+    stem: Path,
+    model: nn.Module,
+    meta: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write ``stem.safetensors`` and ``stem.json`` (and ``stem.optim.safetensors`` with an optimizer)."""
+    stem = Path(stem)
+    stamp = {"format": FORMAT, "epoch": str(meta.get("epoch", 0))}
+    meta = {"format": FORMAT, "version": VERSION, **meta}
+    if optimizer is not None:
+        tensors, rest = _optimizer_tensors(optimizer)
+        atomic_write(stem.with_suffix(".optim.safetensors"), save_safetensors(_cpu_tensors(tensors), stamp))
+        meta["optimizer"] = rest
+    weights = stem.with_suffix(".safetensors")
+    atomic_write(weights, save_safetensors(_cpu_tensors(model.state_dict()), stamp))
+    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=2, default=_json_default))
+    return weights
+
+
+def _json_default(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run directory (its best checkpoint), a ``.safetensors`` file or its ``.json`` sidecar -> the weights."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best", "last"):
+            if (path / f"{name}.safetensors").exists():
+                return path / f"{name}.safetensors"
+        raise SqueezelabError(f"{path} holds no checkpoint (best.safetensors or last.safetensors)")
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.exists():
+        raise SqueezelabError(f"checkpoint not found: {path}")
+    return path
+
+
+def _read_stamp(path: Path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SqueezelabError(f"cannot read {path} as a safetensors checkpoint: {exc}") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Return (state dict, sidecar metadata) of a checkpoint, checking that its files belong together."""
+    weights = resolve_checkpoint(path)
+    sidecar = weights.with_suffix(".json")
+    if not sidecar.exists():
+        raise SqueezelabError(f"{weights} has no sidecar {sidecar.name}: cannot tell which model it holds")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SqueezelabError(f"{sidecar} is not valid JSON: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise SqueezelabError(f"{sidecar} is not a squeezelab checkpoint sidecar")
+    stamp = _read_stamp(weights)
+    if stamp.get("epoch") != str(meta.get("epoch", 0)):
+        raise SqueezelabError(f"{weights} and {sidecar.name} are from different epochs (a torn write?)")
+    state = load_safetensors(weights.read_bytes())
+    return state, meta
+
+
+def load_optimizer_state(stem: Path, optimizer: torch.optim.Optimizer, meta: dict) -> None:
+    path = Path(stem).with_suffix(".optim.safetensors")
+    if not path.exists() or "optimizer" not in meta:
+        raise SqueezelabError(f"{path} is missing: this checkpoint cannot be resumed")
+    if _read_stamp(path).get("epoch") != str(meta.get("epoch", 0)):
+        raise SqueezelabError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
+    tensors = load_safetensors(path.read_bytes())
+    state: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *meta["optimizer"]["scalars"].items()]:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    state = dict(sorted(state.items()))
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Strict load with a message that names the checkpoint and the first mismatch."""
+    own = model.state_dict()
+    for key, expected in own.items():  # in model order, so the message names the first layer that differs
+        if key in state and state[key].shape != expected.shape:
+            raise SqueezelabError(
+                f"checkpoint {source} does not match the model: {key} has shape {tuple(state[key].shape)}, "
+                f"the model expects {tuple(expected.shape)}"
+            )
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise SqueezelabError(
+            f"checkpoint {source} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    model.load_state_dict(state)
+    return model

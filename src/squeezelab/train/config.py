@@ -1,0 +1,115 @@
+"""Typed training configuration and the named presets.
+
+Every field is a CLI option of ``squeezelab train`` (``--batch-size`` for ``batch_size``); a preset is a
+``TrainConfig`` whose fields the command line may still override.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Literal
+
+from squeezelab.errors import SqueezelabError
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Schedule = Literal["none", "step", "cosine", "onecycle"]
+Normalize = Literal["auto", "dataset", "half", "none"]
+Loss = Literal["auto", "cross_entropy", "mse", "bce"]
+
+
+def _opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    model: str = _opt("squeezenet_cifar", "registered model name (see 'squeezelab models')")
+    model_kwargs: dict = field(default_factory=dict, metadata={"help": "model options, KEY=VALUE"})
+    data: str = _opt("digits", "dataset spec: digits, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR|TAR")
+    image_size: int | None = _opt(None, "resize images to this square size")
+    grayscale: bool | None = _opt(None, "force 1-channel (true) or 3-channel (false) images")
+    download: bool = _opt(False, "download MNIST, Fashion-MNIST or CIFAR-10 if missing")
+    on_bad_image: Literal["error", "skip"] = _opt("error", "what to do with an unreadable image in a folder")
+
+    epochs: int = _opt(50, "passes over the training split")
+    batch_size: int = _opt(256, "samples per optimizer step (global, over all processes)")
+    max_time: float | None = _opt(None, "stop after this many seconds of training")
+    validation_split: float = _opt(0.1, "fraction of the training data held out for validation (0 for none)")
+    shuffle: bool = _opt(True, "reshuffle the training split every epoch")
+    seed: int = _opt(0, "seed for the split, shuffling, augmentation and initialisation")
+
+    optimizer: Optimizer = _opt("adam", "optimizer")
+    lr: float = _opt(1e-3, "peak learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    nesterov: bool = _opt(False, "Nesterov momentum (SGD)")
+    weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw)")
+    schedule: Schedule = _opt("none", "learning-rate schedule, applied per step")
+    warmup_epochs: float = _opt(0.0, "linear warm-up length in epochs")
+    step_size: int = _opt(30, "epochs between decays (step schedule)")
+    gamma: float = _opt(0.1, "decay factor (step schedule)")
+    label_smoothing: float = _opt(0.0, "label smoothing (classifiers)")
+    grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
+    bf16: bool = _opt(False, "bfloat16 autocast")
+
+    loss: Loss = _opt("auto", "cross_entropy for classifiers, mse or bce for autoencoders")
+    contractive_weight: float = _opt(0.0, "weight of the encoder Jacobian penalty (autoencoders)")
+    n_projections: int = _opt(1, "random projections of the Jacobian estimate (encoders without a closed form)")
+    normalize: Normalize = _opt(
+        "auto",
+        "dataset mean/std, half (0.5/0.5) or none ([0, 1]); auto: none for autoencoders, dataset for classifiers",
+    )
+    crop_padding: int = _opt(0, "random crop with this zero padding (0: off)")
+    flip: bool = _opt(False, "random horizontal flips")
+
+    early_stopping: int | None = _opt(None, "stop after this many epochs without improvement")
+    monitor: str = _opt("auto", "validation metric for best checkpoint and early stopping (auto: val_loss)")
+    device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SqueezelabError(f"unknown training option(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    def updated(self, **changes) -> TrainConfig:
+        return replace(self, **changes) if changes else self
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The source material's CIFAR-10 recipe: torchvision-style SqueezeNet 1.1, plain SGD, 0.5/0.5 normalisation.
+    "seed-cifar10": TrainConfig(
+        model="squeezenet1_1",
+        model_kwargs={"num_classes": 10},
+        data="cifar10:data/cifar10",
+        epochs=10,
+        batch_size=100,
+        optimizer="sgd",
+        lr=0.001,
+        momentum=0.9,
+        normalize="half",
+    ),
+    # The source material's Keras autoencoder: 784-64-32 dense, Adam, MSE, 50 epochs, batch 256, 10% validation.
+    "seed-mnist-ae": TrainConfig(
+        model="dense_ae",
+        data="mnist:data/mnist",
+        epochs=50,
+        batch_size=256,
+        validation_split=0.1,
+        optimizer="adam",
+        lr=1e-3,
+        loss="mse",
+        normalize="none",
+    ),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SqueezelabError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,194 @@
+"""Using a trained model: ``load_model``, ``evaluate`` on a dataset split, ``predict`` on image files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from squeezelab.data import DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.data.folder import read_image_files
+from squeezelab.errors import SqueezelabError
+from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
+from squeezelab.models import create_model
+from squeezelab.train.checkpoint import atomic_write, load_checkpoint, load_weights, resolve_checkpoint
+from squeezelab.train.tasks import Classification, Pipeline, Reconstruction, task_for
+from squeezelab.train.trainer import evaluate_split, resolve_device
+
+
+@dataclass
+class Checkpoint:
+    """A model rebuilt from a checkpoint, with what it needs to be used: normalisation, classes, input."""
+
+    model: nn.Module
+    meta: dict
+    path: Path
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return Pipeline(tuple(self.meta["data"]["mean"]), tuple(self.meta["data"]["std"]))
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["data"]["classes"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.meta["data"]["input_shape"])
+
+
+def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    weights = resolve_checkpoint(path)
+    state, meta = load_checkpoint(weights)
+    spec = meta.get("model")
+    if not spec:
+        raise SqueezelabError(f"{weights} was saved from a model outside the registry; load its weights yourself")
+    model = create_model(spec["name"], **spec["kwargs"])
+    load_weights(model, state, str(weights))
+    model.to(resolve_device(device)).eval()
+    return Checkpoint(model, meta, weights)
+
+
+def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
+    """The model of a run directory (its best checkpoint) or a checkpoint file, in eval mode."""
+    return open_checkpoint(path, device).model
+
+
+def _split(ckpt: Checkpoint, splits: DataSplits, split: str) -> ImageDataset:
+    config = ckpt.meta["config"]
+    if split == "test":
+        if splits.test is None:
+            raise SqueezelabError(
+                f"{splits.spec} has no test split; use --split val (the part held out during training)"
+            )
+        return splits.test
+    if split in ("val", "train"):
+        if not config["validation_split"]:
+            if split == "val":
+                raise SqueezelabError("this run trained without a validation split; use --split test or train")
+            return splits.train
+        train, val = split_validation(splits.train, config["validation_split"], config["seed"])
+        return val if split == "val" else train
+    raise SqueezelabError(f"--split must be test, val or train, got {split!r}")
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """Metrics of a trained model on one split; with ``out_dir``, also a confusion matrix or reconstruction PNG.
+
+    ``data`` defaults to the dataset the model was trained on; ``split="val"`` is the validation split the
+    run held out (rebuilt from its seed), ``"test"`` the dataset's own test split.
+    """
+    ckpt = open_checkpoint(checkpoint, device)
+    data_meta = ckpt.meta["data"]
+    splits = load_dataset(
+        data or data_meta["spec"],
+        image_size=data_meta["image_size"],
+        grayscale=data_meta["grayscale"],
+        progress=progress,
+    )
+    dataset = _split(ckpt, splits, split)
+    if tuple(dataset.images.shape[1:]) != ckpt.input_shape:
+        raise SqueezelabError(
+            f"the model expects images of shape {ckpt.input_shape}, {splits.spec} has {tuple(dataset.images.shape[1:])}"
+        )
+    task = task_for(ckpt.model)
+    model_device = next(ckpt.model.parameters()).device
+    result = {"checkpoint": str(ckpt.path), "data": splits.spec, "split": split, "samples": len(dataset)}
+    result.update(evaluate_split(ckpt.model, task, dataset, ckpt.pipeline, batch_size, model_device))
+    outputs = _outputs(ckpt.model, dataset, ckpt.pipeline, batch_size, model_device)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    if isinstance(task, Classification):
+        if dataset.labels is None:
+            raise SqueezelabError(f"{splits.spec} has no labels to score a classifier against")
+        confusion = confusion_matrix(outputs.argmax(1), dataset.labels, len(ckpt.classes))
+        result["per_class_accuracy"] = dict(zip(ckpt.classes, per_class_accuracy(confusion).tolist(), strict=True))
+        result["confusion_matrix"] = confusion.tolist()
+        if out is not None:
+            from squeezelab.report.plots import plot_confusion
+
+            result["confusion_png"] = str(
+                plot_confusion(
+                    confusion,
+                    ckpt.classes,
+                    out / f"confusion-{split}.png",
+                    title=f"{ckpt.meta['model']['name']} on {split}",
+                )
+            )
+    else:
+        target = dataset.images.float() / 255
+        result["ssim"] = ssim(outputs.clamp(0, 1), target).mean().item()
+        if out is not None:
+            from squeezelab.report.plots import plot_reconstructions
+
+            name = ckpt.meta["model"]["name"]
+            result["reconstructions_png"] = str(
+                plot_reconstructions(
+                    target[:8], {name: outputs[:8]}, out / f"reconstructions-{split}.png", title=f"{name} on {split}"
+                )
+            )
+    if out is not None:
+        atomic_write(out / f"evaluation-{split}.json", json.dumps(result, indent=2))
+    return result
+
+
+@torch.no_grad()
+def _outputs(
+    model: nn.Module, dataset: ImageDataset, pipeline: Pipeline, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    chunks = []
+    for begin in range(0, len(dataset), batch_size):
+        images = dataset.images[begin : begin + batch_size].to(device)
+        chunks.append(model(pipeline.inputs(images)).float().cpu())
+    return torch.cat(chunks)
+
+
+def predict(
+    checkpoint: str | Path,
+    images: Sequence[str | Path],
+    top_k: int = 5,
+    batch_size: int = 64,
+    on_bad_image: str = "error",
+    device: str = "cpu",
+) -> list[dict]:
+    """Classifiers: the top-k labels with probabilities per image. Autoencoders: the reconstruction error."""
+    ckpt = open_checkpoint(checkpoint, device)
+    channels, height, width = ckpt.input_shape
+    if height != width:
+        raise SqueezelabError(f"the model takes {height}x{width} images; predict handles square inputs only")
+    paths, pixels = read_image_files(images, size=height, grayscale=channels == 1, on_bad_image=on_bad_image)
+    model_device = next(ckpt.model.parameters()).device
+    outputs = _outputs(ckpt.model, ImageDataset(pixels, None, [], "predict"), ckpt.pipeline, batch_size, model_device)
+    task = task_for(ckpt.model)
+    results = []
+    if isinstance(task, Reconstruction):
+        target = pixels.float() / 255
+        errors, quality = mse(outputs, target).tolist(), psnr(outputs, target).tolist()
+        for path, error, db in zip(paths, errors, quality, strict=True):
+            results.append({"image": str(path), "mse": error, "psnr": db})
+        return results
+    probabilities = outputs.softmax(1)
+    k = min(top_k, probabilities.shape[1])
+    top = probabilities.topk(k, dim=1)
+    for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist(), strict=True):
+        labels = [ckpt.classes[i] if i < len(ckpt.classes) else str(i) for i in indices]
+        results.append(
+            {
+                "image": str(path),
+                "top": [{"label": lab, "probability": p} for lab, p in zip(labels, values, strict=True)],
+            }
+        )
+    return results

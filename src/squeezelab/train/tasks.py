@@ -1,0 +1,142 @@
+"""What one batch means for each kind of model: its loss and the metric totals it adds to an epoch.
+
+A task turns a batch of uint8 images (and labels) into a loss and a vector of sums (loss, correct
+predictions, squared error ...). Sums rather than means, so that batches of any size and shards of any
+process add up exactly; ``summarize`` divides once at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from squeezelab.data import normalize, random_crop, random_flip
+from squeezelab.metrics import mse, psnr, topk_correct
+from squeezelab.models import Autoencoder, jacobian_penalty
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How a uint8 batch becomes model input: augmentation (training only), then normalisation."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 0
+    flip: bool = False
+
+    def augment(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        if self.crop_padding:
+            images = random_crop(images, self.crop_padding, generator)
+        if self.flip:
+            images = random_flip(images, generator)
+        return images
+
+    def inputs(self, images: Tensor) -> Tensor:
+        return normalize(images, self.mean, self.std)
+
+
+class Classification:
+    kind = "classification"
+    stat_names = ("loss", "acc1", "acc5")
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    def batch(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor,
+        pipeline: Pipeline,
+        train: bool,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Return (loss to minimise, [loss sum, top-1 hits, top-5 hits, count], logits)."""
+        if train:
+            images = pipeline.augment(images, generator)
+        logits = model(pipeline.inputs(images))
+        # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
+        with torch.no_grad():
+            hits = topk_correct(logits, labels, (1, 5))
+            stats = torch.stack(
+                [
+                    loss.detach().double() * len(labels),
+                    hits[1].double(),
+                    hits[5].double(),
+                    torch.tensor(float(len(labels)), dtype=torch.float64, device=loss.device),
+                ]
+            )
+        return loss, stats, logits
+
+    def summarize(self, totals: Tensor) -> dict[str, float]:
+        loss, top1, top5, count = totals.tolist()
+        return {"loss": loss / count, "acc1": top1 / count, "acc5": top5 / count}
+
+
+class Reconstruction:
+    kind = "reconstruction"
+    stat_names = ("loss", "mse", "psnr")
+
+    def __init__(self, loss: str = "mse", contractive_weight: float = 0.0, n_projections: int = 1) -> None:
+        self.loss = loss
+        self.contractive_weight = contractive_weight
+        self.n_projections = n_projections
+
+    def batch(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor | None,
+        pipeline: Pipeline,
+        train: bool,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Return (loss to minimise, [loss sum, squared-error sum, PSNR sum, count], reconstructions)."""
+        if train:
+            images = pipeline.augment(images, generator)
+        target = images.float() / 255
+        x = pipeline.inputs(images)
+        x_hat = model(x).float()
+        if self.loss == "bce":
+            loss = F.binary_cross_entropy(x_hat, target)
+        else:
+            loss = F.mse_loss(x_hat, target)
+        if train and self.contractive_weight:
+            loss = loss + self.contractive_weight * contraction(model, x, self.n_projections).mean()
+        with torch.no_grad():
+            stats = torch.stack(
+                [
+                    loss.detach().double() * len(x),
+                    mse(x_hat, target).double().sum(),
+                    psnr(x_hat, target).clamp(max=100.0).double().sum(),
+                    torch.tensor(float(len(x)), dtype=torch.float64, device=x.device),
+                ]
+            )
+        return loss, stats, x_hat
+
+    def summarize(self, totals: Tensor) -> dict[str, float]:
+        loss, squared, psnr_sum, count = totals.tolist()
+        return {"loss": loss / count, "mse": squared / count, "psnr": psnr_sum / count}
+
+
+def contraction(model: nn.Module, x: Tensor, n_projections: int) -> Tensor:
+    """Per-sample squared Frobenius norm of the encoder Jacobian: exact where the model has a closed form."""
+    if hasattr(model, "penalty"):
+        return model.penalty(x)
+    return jacobian_penalty(model.encode, x, n_projections)
+
+
+def task_for(
+    model: nn.Module,
+    loss: str = "auto",
+    label_smoothing: float = 0.0,
+    contractive_weight: float = 0.0,
+    n_projections: int = 1,
+) -> Classification | Reconstruction:
+    if isinstance(model, Autoencoder):
+        return Reconstruction("mse" if loss == "auto" else loss, contractive_weight, n_projections)
+    return Classification(label_smoothing)

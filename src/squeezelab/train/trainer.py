@@ -1,0 +1,490 @@
+"""``fit``: the Keras-like training call, with run directories, exact resume and honest timing.
+
+The loop works on uint8 images held in memory: each step gathers a batch by index, augments and normalises
+it as a whole, and runs one optimizer step; nothing touches single samples in Python. Each epoch's order,
+augmentation and dropout come from generators seeded by (seed, epoch), so an interrupted run resumed from
+its last checkpoint computes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from squeezelab.data import DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.errors import SqueezelabError
+from squeezelab.models import create_model, model_info
+from squeezelab.train.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    load_optimizer_state,
+    load_weights,
+    save_checkpoint,
+)
+from squeezelab.train.config import TrainConfig
+from squeezelab.train.distributed import ProcessGroup, current_group
+from squeezelab.train.tasks import Classification, Pipeline, Reconstruction, task_for
+
+
+class TrainingDiverged(SqueezelabError):
+    exit_code = 1
+
+
+@dataclass
+class History:
+    """Per-epoch metrics, Keras-style: ``history.history["val_loss"]`` is the list over epochs."""
+
+    epochs: list[dict] = field(default_factory=list)
+    monitor: str = "val_loss"
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stop_reason: str = "completed"
+    run_dir: Path | None = None
+
+    @property
+    def history(self) -> dict[str, list]:
+        keys = dict.fromkeys(k for epoch in self.epochs for k in epoch)
+        return {k: [epoch.get(k) for epoch in self.epochs] for k in keys}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then the CPU; an explicit device that is not there is a user error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SqueezelabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SqueezelabError(f"--device {name}: PyTorch sees no CUDA device here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SqueezelabError(f"--device {name}: MPS is not available here; use --device cpu")
+    return device
+
+
+def higher_is_better(metric: str) -> bool:
+    return any(word in metric for word in ("acc", "psnr", "ssim"))
+
+
+def normalization(cfg: TrainConfig, splits: DataSplits, task) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    channels = splits.train.channels
+    mode = cfg.normalize
+    if mode == "auto":
+        mode = "none" if isinstance(task, Reconstruction) else "dataset"
+    if mode == "dataset":
+        return tuple(splits.mean), tuple(splits.std)
+    if mode == "half":
+        return (0.5,) * channels, (0.5,) * channels
+    return (0.0,) * channels, (1.0,) * channels
+
+
+def as_splits(data, cfg: TrainConfig, progress: bool) -> DataSplits:
+    if isinstance(data, DataSplits):
+        return data
+    if isinstance(data, ImageDataset):
+        return DataSplits.from_train(data)
+    if isinstance(data, str):
+        return load_dataset(
+            data,
+            download=cfg.download,
+            image_size=cfg.image_size,
+            grayscale=cfg.grayscale,
+            on_bad_image=cfg.on_bad_image,
+            progress=progress,
+        )
+    raise SqueezelabError(f"fit() takes a dataset spec, ImageDataset or DataSplits, not {type(data).__name__}")
+
+
+def _schedule(cfg: TrainConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    if cfg.schedule == "onecycle" and not warmup:
+        warmup = 0.3 * total  # the usual one-cycle split: 30% up, 70% down
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "step":
+            return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_size)
+        progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if cfg.schedule == "onecycle":
+            return max(0.0, 1 - progress)
+        return 1.0
+
+    return factor
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise SqueezelabError(f"unknown optimizer {cfg.optimizer!r}; use sgd, adam or adamw")
+
+
+def validate_config(cfg: TrainConfig, task) -> None:
+    problems = []
+    if cfg.epochs < 1:
+        problems.append(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        problems.append(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if not 0 <= cfg.validation_split < 1:
+        problems.append(f"validation_split must be in [0, 1), got {cfg.validation_split}")
+    if cfg.lr <= 0:
+        problems.append(f"lr must be positive, got {cfg.lr}")
+    if cfg.schedule not in ("none", "step", "cosine", "onecycle"):
+        problems.append(f"schedule must be none, step, cosine or onecycle, got {cfg.schedule!r}")
+    if cfg.normalize not in ("auto", "dataset", "half", "none"):
+        problems.append(f"normalize must be auto, dataset, half or none, got {cfg.normalize!r}")
+    if isinstance(task, Classification) and cfg.loss not in ("auto", "cross_entropy"):
+        problems.append(f"a classifier trains with cross_entropy, not {cfg.loss!r}")
+    if isinstance(task, Reconstruction) and cfg.loss not in ("auto", "mse", "bce"):
+        problems.append(f"an autoencoder trains with mse or bce, not {cfg.loss!r}")
+    if isinstance(task, Classification) and cfg.contractive_weight:
+        problems.append("contractive_weight applies to autoencoders only")
+    if problems:
+        raise SqueezelabError("; ".join(problems))
+
+
+class Trainer:
+    """One training run: owns the model, data, optimizer, schedule and the run directory."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: DataSplits,
+        cfg: TrainConfig,
+        run_dir: Path | None,
+        verbose: int = 1,
+        group: ProcessGroup | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.group = group or current_group()
+        self.device = resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.task = task_for(model, cfg.loss, cfg.label_smoothing, cfg.contractive_weight, cfg.n_projections)
+        validate_config(cfg, self.task)
+        if isinstance(self.task, Classification) and splits.train.labels is None:
+            raise SqueezelabError(f"{cfg.model} is a classifier but {splits.spec} has no labels")
+        self.splits = splits
+        if cfg.validation_split > 0:
+            self.train_data, self.val_data = split_validation(splits.train, cfg.validation_split, cfg.seed)
+        else:
+            self.train_data, self.val_data = splits.train, None
+        mean, std = normalization(cfg, splits, self.task)
+        self.pipeline = Pipeline(mean, std, cfg.crop_padding, cfg.flip)
+        # Decoded data lives where the model runs: on a GPU, batches are gathered there without copies.
+        self.images = self.train_data.images.to(self.device)
+        self.labels = None if self.train_data.labels is None else self.train_data.labels.to(self.device)
+        self.steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
+        if cfg.batch_size % self.group.world_size:
+            raise SqueezelabError(
+                f"batch_size {cfg.batch_size} is not divisible by the {self.group.world_size} processes"
+            )
+        self.optimizer = make_optimizer(cfg, self.model)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(cfg, self.steps_per_epoch))
+        self.monitor = cfg.monitor if cfg.monitor != "auto" else ("val_loss" if self.val_data else "train_loss")
+        self.history = History(monitor=self.monitor, run_dir=run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = verbose == 1 and self.group.is_main
+        self.verbose = verbose if self.group.is_main else 0
+        self.start_epoch = 0
+        self.trained_seconds = 0.0
+
+    # -- state on disk -------------------------------------------------------------------------------------
+
+    def meta(self, epoch: int, metrics: dict) -> dict:
+        spec = getattr(self.model, "squeezelab_spec", None)
+        return {
+            "model": spec,
+            "task": self.task.kind,
+            "data": {
+                "spec": self.splits.spec,
+                "image_size": self.cfg.image_size,
+                "grayscale": self.cfg.grayscale,
+                "input_shape": [self.train_data.channels, *self.train_data.image_size],
+                "classes": self.splits.train.classes,
+                "mean": list(self.pipeline.mean),
+                "std": list(self.pipeline.std),
+            },
+            "epoch": epoch,
+            "metrics": metrics,
+            "best": {"monitor": self.monitor, "epoch": self.history.best_epoch, "value": self.history.best_value},
+            "trained_seconds": self.trained_seconds,
+            "scheduler": self.scheduler.state_dict(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def start_run_dir(self) -> None:
+        if self.run_dir is None or not self.group.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+
+    def resume(self) -> None:
+        """Continue from ``run_dir/last``: weights, optimizer, schedule, history and the best so far."""
+        stem = self.run_dir / "last"
+        state, meta = load_checkpoint(stem.with_suffix(".safetensors"))
+        load_weights(self.model, state, str(stem))
+        load_optimizer_state(stem, self.optimizer, meta)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.start_epoch = meta["epoch"]
+        self.trained_seconds = meta["trained_seconds"]
+        self.history.best_epoch, self.history.best_value = meta["best"]["epoch"], meta["best"]["value"]
+        metrics_path = self.run_dir / "metrics.jsonl"
+        lines = metrics_path.read_text(encoding="utf-8").splitlines() if metrics_path.exists() else []
+        # Epochs logged after the checkpoint (a crash between the two writes) are dropped and trained again.
+        self.history.epochs = [json.loads(line) for line in lines if line.strip()][: self.start_epoch]
+        if self.group.is_main:
+            atomic_write(metrics_path, "".join(json.dumps(e) + "\n" for e in self.history.epochs))
+
+    def record(self, epoch: int, metrics: dict) -> None:
+        self.history.epochs.append(metrics)
+        if self.run_dir is None or not self.group.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(metrics) + "\n")
+        save_checkpoint(self.run_dir / "last", self.model, self.meta(epoch, metrics), self.optimizer)
+        if self.history.best_epoch == epoch:
+            save_checkpoint(self.run_dir / "best", self.model, self.meta(epoch, metrics))
+
+    def write_plots(self) -> None:
+        if self.run_dir is None or not self.group.is_main or not self.history.epochs:
+            return
+        from squeezelab.report.plots import plot_curves
+
+        (self.run_dir / "plots").mkdir(exist_ok=True)
+        plot_curves(self.history.epochs, self.run_dir / "plots" / "curves.png", title=self.cfg.model)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def evaluate(self, data: ImageDataset, batch_size: int | None = None) -> dict[str, float]:
+        return evaluate_split(
+            self.model, self.task, data, self.pipeline, batch_size or self.cfg.batch_size, self.device, self.group
+        )
+
+    def train_epoch(self, epoch: int, deadline: float | None) -> tuple[dict[str, float], float, bool]:
+        """Train one epoch (or until ``deadline``); return (train metrics, seconds, ran out of time)."""
+        cfg = self.cfg
+        seed = cfg.seed * 1_000_003 + epoch
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        torch.manual_seed(seed)  # dropout
+        n = len(self.train_data)
+        order = (
+            torch.randperm(n, generator=generator, device=self.device)
+            if cfg.shuffle
+            else torch.arange(n, device=self.device)
+        )
+        order = self.group.shard(order)
+        local_batch = cfg.batch_size // self.group.world_size
+        totals = torch.zeros(len(self.task.stat_names) + 1, dtype=torch.float64, device=self.device)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        self.model.train()
+        bar = tqdm(
+            total=math.ceil(len(order) / local_batch),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        start = time.perf_counter()
+        out_of_time = False
+        for step, begin in enumerate(range(0, len(order), local_batch)):
+            index = order[begin : begin + local_batch]
+            labels = None if self.labels is None else self.labels[index]
+            with autocast:
+                loss, stats, _ = self.task.batch(self.model, self.images[index], labels, self.pipeline, True, generator)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    + (f"the last good checkpoint is {self.run_dir / 'last.safetensors'}; " if self.run_dir else "")
+                    + "lower --lr or set --grad-clip"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            totals += stats
+            if self.progress:
+                bar.update()
+                if step % 10 == 0:
+                    seen = (begin + len(index)) * self.group.world_size
+                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            if deadline is not None and time.perf_counter() >= deadline:
+                out_of_time = True
+                break
+        bar.close()
+        seconds = time.perf_counter() - start
+        totals = self.group.sum(totals)
+        metrics = self.task.summarize(totals)
+        metrics["images_per_s"] = totals[-1].item() / seconds
+        return metrics, seconds, out_of_time
+
+    def improved(self, value: float) -> bool:
+        best = self.history.best_value
+        if best is None or not math.isfinite(best):
+            return True
+        return value > best if higher_is_better(self.monitor) else value < best
+
+    def run(self) -> History:
+        cfg = self.cfg
+        budget_left = None if cfg.max_time is None else cfg.max_time - self.trained_seconds
+        deadline = None if budget_left is None else time.perf_counter() + budget_left
+        patience = 0
+        epoch = self.start_epoch
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                train_metrics, seconds, out_of_time = self.train_epoch(epoch, deadline)
+                self.trained_seconds += seconds
+                images_per_s = train_metrics.pop("images_per_s")
+                metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
+                if self.val_data is not None:
+                    val_start = time.perf_counter()
+                    metrics.update({f"val_{k}": v for k, v in self.evaluate(self.val_data).items()})
+                    metrics["val_seconds"] = time.perf_counter() - val_start
+                metrics.update(
+                    {
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "seconds": seconds,
+                        "images_per_s": images_per_s,
+                        "time": self.trained_seconds,
+                    }
+                )
+                if self.monitor not in metrics:
+                    raise SqueezelabError(
+                        f"monitor {self.monitor!r} is not a metric; choose from {', '.join(sorted(metrics))}"
+                    )
+                if self.improved(metrics[self.monitor]):
+                    self.history.best_epoch, self.history.best_value = epoch + 1, metrics[self.monitor]
+                    patience = 0
+                else:
+                    patience += 1
+                self.record(epoch + 1, metrics)
+                self.log(metrics)
+                if out_of_time:
+                    self.history.stop_reason = "max_time"
+                    break
+                if cfg.early_stopping is not None and patience >= cfg.early_stopping:
+                    self.history.stop_reason = "early_stopping"
+                    break
+        except KeyboardInterrupt:
+            self.history.stop_reason = "interrupted"
+            if self.group.is_main:
+                kept = (
+                    f"the checkpoint of epoch {len(self.history.epochs)} is kept"
+                    if self.history.epochs
+                    else ("no epoch had finished, nothing to resume")
+                )
+                print(f"\ninterrupted in epoch {epoch + 1}; {kept}", file=sys.stderr)
+                if self.run_dir is not None and self.history.epochs:
+                    print(f"resume with: squeezelab train --resume {self.run_dir}", file=sys.stderr)
+            raise
+        finally:
+            self.write_plots()
+        return self.history
+
+    def log(self, metrics: dict) -> None:
+        if not self.verbose:
+            return
+        shown = {k: v for k, v in metrics.items() if k not in ("epoch", "time", "val_seconds") and v is not None}
+        text = "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
+        tqdm.write(f"epoch {metrics['epoch']}/{self.cfg.epochs}  {text}", file=sys.stderr)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: nn.Module,
+    task,
+    data: ImageDataset,
+    pipeline: Pipeline,
+    batch_size: int,
+    device: torch.device,
+    group: ProcessGroup | None = None,
+) -> dict[str, float]:
+    """Metrics of a model on a whole split, in eval mode, without augmentation."""
+    group = group or ProcessGroup()
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(len(task.stat_names) + 1, dtype=torch.float64, device=device)
+    order = group.shard(torch.arange(len(data)))
+    try:
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            labels = None if data.labels is None else data.labels[index].to(device)
+            _, stats, _ = task.batch(model, data.images[index].to(device), labels, pipeline, False)
+            totals += stats
+    finally:
+        model.train(was_training)
+    return task.summarize(group.sum(totals))
+
+
+def create_model_for(name: str, kwargs: dict, data: ImageDataset) -> nn.Module:
+    """Build a registered model shaped for ``data``: its channels, image size and class count, unless given."""
+    info = model_info(name)
+    fitted = {"in_chans": data.channels}
+    if info.kind == "classifier":
+        fitted["num_classes"] = max(len(data.classes), 1)
+    else:
+        fitted["img_size"] = list(data.image_size)
+    return create_model(name, **{**fitted, **kwargs})
+
+
+def fit(
+    model: nn.Module | str,
+    data: str | DataSplits | ImageDataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    verbose: int = 1,
+    **options,
+) -> History:
+    """Train ``model`` on ``data`` and return its per-epoch metrics.
+
+    ``fit(model, "mnist:data/mnist", epochs=50, batch_size=256, validation_split=0.1, optimizer="adam")``:
+    keyword options are ``TrainConfig`` fields and override ``config``. With ``run_dir`` the run writes
+    ``config.json``, ``metrics.jsonl``, ``last``/``best`` checkpoints and ``plots/``; ``resume=True``
+    continues the run in ``run_dir`` from its last checkpoint. ``verbose``, as in Keras: 0 silent, 1 a
+    progress bar and a line per epoch, 2 a line per epoch.
+    """
+    try:
+        cfg = (config or TrainConfig()).updated(**options)
+    except TypeError as exc:
+        raise SqueezelabError(f"unknown training option: {exc}") from None
+    if resume and run_dir is None:
+        raise SqueezelabError("resume=True needs the run_dir to resume")
+    splits = as_splits(cfg.data if data is None else data, cfg, progress=verbose == 1)
+    if isinstance(model, str):
+        torch.manual_seed(cfg.seed)
+        model = create_model_for(model, cfg.model_kwargs, splits.train)
+    spec = getattr(model, "squeezelab_spec", None)
+    if spec is not None:
+        cfg = cfg.updated(model=spec["name"], model_kwargs=spec["kwargs"])
+    trainer = Trainer(model, splits, cfg, Path(run_dir) if run_dir is not None else None, verbose)
+    if resume:
+        trainer.resume()
+    else:
+        trainer.start_run_dir()
+    return trainer.run()

@@ -1,0 +1,63 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from squeezelab.data import BatchTransform, normalize, random_crop, random_flip
+
+
+def _batch(n=16, channels=3, size=6, dtype=torch.uint8) -> torch.Tensor:
+    return torch.randint(1, 256, (n, channels, size, size), generator=torch.Generator().manual_seed(0)).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_each_crop_is_a_window_of_its_padded_image(dtype):
+    batch = _batch(dtype=dtype)
+    out = random_crop(batch, 2, torch.Generator().manual_seed(1))
+    assert out.shape == batch.shape and out.dtype == dtype
+    padded = F.pad(batch, (2, 2, 2, 2))
+    offsets = set()
+    for image, crop in zip(padded, out, strict=True):
+        windows = [(y, x) for y in range(5) for x in range(5) if torch.equal(image[:, y : y + 6, x : x + 6], crop)]
+        assert windows  # the (nonzero) random pixels make the window unique
+        offsets.add(windows[0])
+    assert len(offsets) > 1  # offsets differ between images
+
+
+def test_crop_is_seeded_and_zero_padding_is_identity():
+    batch = _batch()
+    first = random_crop(batch, 3, torch.Generator().manual_seed(5))
+    assert torch.equal(first, random_crop(batch, 3, torch.Generator().manual_seed(5)))
+    assert random_crop(batch, 0) is batch
+
+
+def test_flip_mirrors_exactly_the_chosen_images():
+    batch = _batch(n=64)
+    out = random_flip(batch, torch.Generator().manual_seed(7))
+    chosen = torch.rand(64, generator=torch.Generator().manual_seed(7)) < 0.5
+    assert 0 < chosen.sum() < 64
+    assert torch.equal(out[chosen], batch[chosen].flip(-1))
+    assert torch.equal(out[~chosen], batch[~chosen])
+    assert torch.equal(random_flip(batch, p=0.0), batch) and torch.equal(random_flip(batch, p=1.0), batch.flip(-1))
+
+
+def test_normalize_values():
+    images = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
+    out = normalize(images, (0.0, 0.2, 0.5), (1.0, 0.5, 0.25))
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 2, 2)
+    assert out[0, :, 0, 0].tolist() == pytest.approx([0.0, 0.0, 2.0])
+    assert normalize(images, (0.0,) * 3, (1.0,) * 3).max() == 1.0  # plain [0, 1] scaling
+    with pytest.raises(ValueError, match="3 means"):
+        normalize(images, (0.5,), (0.5,))
+    with pytest.raises(TypeError, match="uint8"):
+        normalize(images.float(), (0.0,) * 3, (1.0,) * 3)
+
+
+def test_batch_transform_augments_only_when_training():
+    batch = _batch()
+    transform = BatchTransform(mean=(0.5,) * 3, std=(0.5,) * 3, crop_padding=2, flip=True)
+    evaluated = transform(batch, train=False)
+    assert torch.equal(evaluated, normalize(batch, (0.5,) * 3, (0.5,) * 3))
+    trained = transform(batch, train=True, generator=torch.Generator().manual_seed(0))
+    assert trained.dtype == torch.float32 and trained.shape == batch.shape and not torch.equal(trained, evaluated)
+    again = transform(batch, train=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(trained, again)

@@ -1,0 +1,243 @@
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from squeezelab.data import load_dataset, split_validation
+from squeezelab.errors import SqueezelabError
+from squeezelab.models import create_model
+from squeezelab.train import TrainConfig, TrainingDiverged, fit, load_model
+from squeezelab.train.trainer import _schedule, create_model_for, resolve_device
+
+SMALL_SQUEEZENET = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", image_size=16, progress=False)
+
+
+def test_autoencoder_loss_goes_down(digits):
+    history = fit("dense_ae", digits, epochs=15, batch_size=32, lr=1e-2, verbose=0)
+    losses = history.history["val_loss"]
+    assert len(losses) == 15
+    train, val = split_validation(digits.train, 0.1, 0)
+    mean_image = train.images.float().div(255).mean(0)
+    predicting_the_mean = (val.images.float() / 255 - mean_image).pow(2).mean().item()
+    assert losses[-1] < 0.5 * predicting_the_mean
+    assert history.history["val_psnr"][-1] > history.history["val_psnr"][0]
+
+
+def test_classifier_learns_digits(digits):
+    history = fit(
+        "squeezenet_cifar", digits, epochs=6, batch_size=32, lr=2e-3, model_kwargs=SMALL_SQUEEZENET, verbose=0
+    )
+    assert history.history["val_acc1"][-1] > 0.5  # chance is 0.1
+    assert history.history["val_loss"][-1] < history.history["val_loss"][0]
+
+
+def test_model_is_shaped_for_the_data(digits):
+    fit("squeezenet_cifar", digits, epochs=1, model_kwargs=SMALL_SQUEEZENET, verbose=0)
+    model = create_model("squeeze_ae", img_size=16)
+    history = fit(model, digits, epochs=1, verbose=0)
+    assert history.epochs[0]["val_mse"] > 0
+
+
+def test_same_seed_same_history(digits):
+    run = dict(epochs=2, batch_size=64, model_kwargs=SMALL_SQUEEZENET, crop_padding=2, flip=True, verbose=0)
+    first = fit("squeezenet_cifar", digits, **run).history
+    second = fit("squeezenet_cifar", digits, **run).history
+    for key in ("train_loss", "val_loss", "val_acc1"):
+        assert first[key] == second[key]
+
+
+def test_run_directory_contents(digits, tmp_path):
+    history = fit("dense_ae", digits, epochs=2, run_dir=tmp_path / "run", verbose=0)
+    run = tmp_path / "run"
+    names = {p.name for p in run.iterdir()}
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "last.safetensors",
+        "last.json",
+        "last.optim.safetensors",
+        "best.safetensors",
+        "best.json",
+        "plots",
+    } <= names
+    assert (run / "plots" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    sidecar = json.loads((run / "last.json").read_text())
+    assert sidecar["model"] == {"name": "dense_ae", "kwargs": {"in_chans": 1, "img_size": [16, 16]}}
+    assert sidecar["data"]["spec"] == "digits" and sidecar["data"]["classes"] == [str(d) for d in range(10)]
+    assert sidecar["epoch"] == 2 and history.run_dir == run
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*"))
+    model = load_model(run)
+    assert not model.training and model(torch.rand(2, 1, 16, 16)).shape == (2, 1, 16, 16)
+
+
+def _interrupt_after(model: nn.Module, calls: int) -> None:
+    """Make the model raise KeyboardInterrupt on its forward pass number ``calls + 1``, as Ctrl-C would."""
+    count = iter(range(calls))
+
+    def hook(module, args):
+        if next(count, None) is None:
+            raise KeyboardInterrupt
+
+    model.register_forward_pre_hook(hook)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(digits, tmp_path, optimizer):
+    config = TrainConfig(
+        model_kwargs=SMALL_SQUEEZENET,
+        epochs=3,
+        batch_size=64,
+        optimizer=optimizer,
+        lr=0.01,
+        schedule="cosine",
+        warmup_epochs=1,
+        crop_padding=2,
+        flip=True,
+    )
+    straight = fit("squeezenet_cifar", digits, config, run_dir=tmp_path / "a", verbose=0)
+
+    torch.manual_seed(config.seed)  # as fit() does before it builds a model by name
+    model = create_model_for("squeezenet_cifar", SMALL_SQUEEZENET, digits.train)
+    _interrupt_after(model, 30)  # epoch 1 is 23 training and 3 validation batches: stop inside epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, digits, config, run_dir=tmp_path / "b", verbose=0)
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 1
+    resumed = fit("squeezenet_cifar", digits, config, run_dir=tmp_path / "b", resume=True, verbose=0)
+
+    for key in ("train_loss", "val_loss", "val_acc1", "lr"):
+        assert resumed.history[key] == pytest.approx(straight.history[key], rel=1e-6, abs=1e-9)
+    a, b = load_model(tmp_path / "a" / "last.safetensors"), load_model(tmp_path / "b" / "last.safetensors")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+class FailAfter(nn.Module):
+    """Stands in for a sigmoid; after ``calls`` forward passes it produces NaN or raises."""
+
+    def __init__(self, calls: int, error: type[BaseException] | None = None) -> None:
+        super().__init__()
+        self.calls, self.error = calls, error
+
+    def forward(self, x):
+        self.calls -= 1
+        if self.calls < 0:
+            if self.error is not None:
+                raise self.error()
+            return x * float("nan")
+        return torch.sigmoid(x)
+
+
+def _dense_ae_failing_after(calls, error=None):
+    model = create_model("dense_ae", img_size=16)
+    model.decoder[-1] = FailAfter(calls, error)
+    return model
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
+    steps = math.ceil(len(digits.train) * 0.9 / 64) + math.ceil(len(digits.train) * 0.1 / 64)
+    model = _dense_ae_failing_after(steps + 3)  # fails early in epoch 2
+    with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 2.*last good checkpoint"):
+        fit(model, digits, epochs=5, batch_size=64, run_dir=tmp_path / "run", verbose=0)
+    assert json.loads((tmp_path / "run" / "last.json").read_text())["epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_ctrl_c_keeps_checkpoint_and_prints_resume_command(digits, tmp_path, capsys):
+    steps = math.ceil(len(digits.train) * 0.9 / 64) + math.ceil(len(digits.train) * 0.1 / 64)
+    model = _dense_ae_failing_after(steps + 3, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, digits, epochs=5, batch_size=64, run_dir=tmp_path / "run", verbose=0)
+    err = capsys.readouterr().err
+    assert "the checkpoint of epoch 1 is kept" in err
+    assert f"squeezelab train --resume {tmp_path / 'run'}" in err
+
+
+def test_max_time_stops_between_batches(digits):
+    history = fit("dense_ae", digits, epochs=50, max_time=1e-6, verbose=0)
+    assert history.stop_reason == "max_time" and len(history.epochs) == 1
+
+
+def test_early_stopping_when_nothing_improves(digits):
+    history = fit("dense_ae", digits, epochs=10, lr=1e-30, early_stopping=2, verbose=0)
+    assert history.stop_reason == "early_stopping"
+    assert len(history.epochs) == 3 and history.best_epoch == 1
+
+
+def test_contractive_training_for_any_autoencoder(digits):
+    exact = fit("contractive_ae", digits, epochs=1, contractive_weight=0.1, verbose=0)
+    estimated = fit("squeeze_ae", digits, epochs=1, contractive_weight=0.1, n_projections=2, verbose=0)
+    assert exact.epochs[0]["train_loss"] > exact.epochs[0]["train_mse"] * 0  # trained, finite
+    assert math.isfinite(estimated.epochs[0]["train_loss"])
+
+
+def test_bf16_and_label_smoothing_run(digits):
+    history = fit(
+        "squeezenet_cifar",
+        digits,
+        epochs=1,
+        bf16=True,
+        label_smoothing=0.1,
+        grad_clip=1.0,
+        optimizer="adamw",
+        weight_decay=0.05,
+        model_kwargs=SMALL_SQUEEZENET,
+        verbose=0,
+    )
+    assert math.isfinite(history.epochs[0]["val_loss"])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"validation_split": 1.5}, "validation_split must be in"),
+        ({"loss": "mse"}, "a classifier trains with cross_entropy"),
+        ({"optimizer": "rmsprop"}, "unknown optimizer"),
+        ({"monitor": "val_bogus"}, "monitor 'val_bogus' is not a metric"),
+        ({"nonsense": 1}, "unknown training option"),
+    ],
+)
+def test_bad_options_are_user_errors(digits, options, message):
+    with pytest.raises(SqueezelabError, match=message):
+        fit(
+            "squeezenet_cifar",
+            digits,
+            epochs=options.pop("epochs", 1),
+            model_kwargs=SMALL_SQUEEZENET,
+            verbose=0,
+            **options,
+        )
+
+
+def test_schedules():
+    cfg = TrainConfig(epochs=10, schedule="onecycle")
+    f = _schedule(cfg, steps_per_epoch=10)
+    assert f(0) == pytest.approx(1 / 30) and f(29) == pytest.approx(1.0) and f(99) == pytest.approx(1 / 70)
+    cosine = _schedule(cfg.updated(schedule="cosine", warmup_epochs=1), 10)
+    assert cosine(9) == pytest.approx(1.0) and cosine(55) == pytest.approx(0.5) and cosine(100) == pytest.approx(0)
+    step = _schedule(cfg.updated(schedule="step", step_size=3, gamma=0.5), 10)
+    assert [step(s) for s in (0, 29, 30, 60)] == [1.0, 1.0, 0.5, 0.25]
+    assert _schedule(cfg.updated(schedule="none"), 10)(50) == 1.0
+
+
+def test_device_selection():
+    assert resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(SqueezelabError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(SqueezelabError, match="no CUDA device"):
+            resolve_device("cuda")
