@@ -1,8 +1,10 @@
 """squeezelab: compact SqueezeNet-family networks and autoencoders, measured against traditional ones."""
 
+from squeezelab.data import load_dataset
 from squeezelab.models import create_model, list_models
 from squeezelab.profile import profile_model
+from squeezelab.train import evaluate, fit, load_model, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["create_model", "list_models", "profile_model"]
+__all__ = ["create_model", "evaluate", "fit", "list_models", "load_dataset", "load_model", "predict", "profile_model"]

@@ -61,7 +61,12 @@ def psnr(x_hat: Tensor, x: Tensor, data_range: float = 1.0) -> Tensor:
     ``data_range`` is the span of valid values (1 for images in [0, 1]). A perfect reconstruction has zero error
     and gives ``inf``; average PSNR over samples with that in mind (or average the MSE and convert once).
     """
-    return 10 * torch.log10(data_range**2 / mse(x_hat, x))
+    return psnr_from_mse(mse(x_hat, x), data_range)
+
+
+def psnr_from_mse(errors: Tensor, data_range: float = 1.0) -> Tensor:
+    """PSNR in dB of per-sample mean squared errors already computed (saves a second pass over the images)."""
+    return 10 * torch.log10(data_range**2 / errors)
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:

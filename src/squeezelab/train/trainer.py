@@ -243,6 +243,8 @@ class Trainer:
     def resume(self) -> None:
         """Continue from ``run_dir/last``: weights, optimizer, schedule, history and the best so far."""
         stem = self.run_dir / "last"
+        if not stem.with_suffix(".safetensors").exists():
+            raise SqueezelabError(f"{self.run_dir} has no finished epoch to resume from; start the run again")
         state, meta = load_checkpoint(stem.with_suffix(".safetensors"))
         load_weights(self.model, state, str(stem))
         load_optimizer_state(stem, self.optimizer, meta)
@@ -296,7 +298,7 @@ class Trainer:
         )
         order = self.group.shard(order)
         local_batch = cfg.batch_size // self.group.world_size
-        totals = torch.zeros(len(self.task.stat_names) + 1, dtype=torch.float64, device=self.device)
+        totals = None
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         self.model.train()
         bar = tqdm(
@@ -326,12 +328,13 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
-            totals += stats
+            totals = stats if totals is None else totals + stats
             if self.progress:
                 bar.update()
-                if step % 10 == 0:
-                    seen = (begin + len(index)) * self.group.world_size
-                    bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                if step % 10 == 0:  # summarising syncs with the device, so not on every step
+                    running = self.task.summarize(totals)
+                    shown = {k: f"{v:.4g}" for k, v in running.items() if k in ("loss", "acc1", "psnr")}
+                    bar.set_postfix(**shown, img_s=f"{totals[-1].item() / (time.perf_counter() - start):.0f}")
             if deadline is not None and time.perf_counter() >= deadline:
                 out_of_time = True
                 break
@@ -427,14 +430,14 @@ def evaluate_split(
     group = group or ProcessGroup()
     was_training = model.training
     model.eval()
-    totals = torch.zeros(len(task.stat_names) + 1, dtype=torch.float64, device=device)
+    totals = None
     order = group.shard(torch.arange(len(data)))
     try:
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
             labels = None if data.labels is None else data.labels[index].to(device)
             _, stats, _ = task.batch(model, data.images[index].to(device), labels, pipeline, False)
-            totals += stats
+            totals = stats if totals is None else totals + stats
     finally:
         model.train(was_training)
     return task.summarize(group.sum(totals))
