@@ -254,11 +254,19 @@ def test_jpeg_folder_is_decoded_once_for_all_epochs(tmp_path, monkeypatch):
         (tmp_path / "images" / label).mkdir(parents=True)
         for i in range(12):
             Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
-                tmp_path / "images" / label / f"{i}.jpg")
+                tmp_path / "images" / label / f"{i}.jpg"
+            )
     decoded = []
     decode = folder_module.decode_image
     monkeypatch.setattr(folder_module, "decode_image", lambda *a, **k: decoded.append(1) or decode(*a, **k))
-    history = fit("squeezenet_cifar", f"folder:{tmp_path / 'images'}", epochs=3, batch_size=8, image_size=16,
-                  model_kwargs=SMALL_SQUEEZENET, verbose=0)
+    history = fit(
+        "squeezenet_cifar",
+        f"folder:{tmp_path / 'images'}",
+        epochs=3,
+        batch_size=8,
+        image_size=16,
+        model_kwargs=SMALL_SQUEEZENET,
+        verbose=0,
+    )
     assert len(history.epochs) == 3
     assert len(decoded) == 24  # every file once, at load; no epoch decodes again

@@ -57,19 +57,28 @@ def random_flip(batch: Tensor, generator: torch.Generator | None = None, p: floa
     return torch.where(chosen.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchTransform:
-    """uint8 batch -> float32 model input: random crop and flip when training, then normalisation."""
+    """uint8 batch -> float32 model input: random crop and flip when training, then normalisation.
+
+    ``augment`` and ``normalize`` are also available apart, for autoencoders, whose target is the augmented
+    image itself.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_padding: int = 0
     flip: bool = False
 
+    def augment(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.crop_padding:
+            images_uint8 = random_crop(images_uint8, self.crop_padding, generator)
+        if self.flip:
+            images_uint8 = random_flip(images_uint8, generator)
+        return images_uint8
+
+    def normalize(self, images_uint8: Tensor) -> Tensor:
+        return normalize(images_uint8, self.mean, self.std)
+
     def __call__(self, images_uint8: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
-        images = images_uint8
-        if train and self.crop_padding:
-            images = random_crop(images, self.crop_padding, generator)
-        if train and self.flip:
-            images = random_flip(images, generator)
-        return normalize(images, self.mean, self.std)
+        return self.normalize(self.augment(images_uint8, generator) if train else images_uint8)

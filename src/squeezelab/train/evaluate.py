@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from squeezelab.data import DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.data.folder import read_image_files
 from squeezelab.errors import SqueezelabError
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
 from squeezelab.models import create_model
 from squeezelab.train.checkpoint import atomic_write, load_checkpoint, load_weights, resolve_checkpoint
-from squeezelab.train.tasks import Classification, Pipeline, Reconstruction, task_for
+from squeezelab.train.tasks import Classification, Reconstruction, task_for
 from squeezelab.train.trainer import evaluate_split, resolve_device
 
 
@@ -29,8 +29,8 @@ class Checkpoint:
     path: Path
 
     @property
-    def pipeline(self) -> Pipeline:
-        return Pipeline(tuple(self.meta["data"]["mean"]), tuple(self.meta["data"]["std"]))
+    def transform(self) -> BatchTransform:
+        return BatchTransform(tuple(self.meta["data"]["mean"]), tuple(self.meta["data"]["std"]))
 
     @property
     def classes(self) -> list[str]:
@@ -106,8 +106,8 @@ def evaluate(
     task = task_for(ckpt.model)
     model_device = next(ckpt.model.parameters()).device
     result = {"checkpoint": str(ckpt.path), "data": splits.spec, "split": split, "samples": len(dataset)}
-    result.update(evaluate_split(ckpt.model, task, dataset, ckpt.pipeline, batch_size, model_device))
-    outputs = _outputs(ckpt.model, dataset, ckpt.pipeline, batch_size, model_device)
+    result.update(evaluate_split(ckpt.model, task, dataset, ckpt.transform, batch_size, model_device))
+    outputs = _outputs(ckpt.model, dataset, ckpt.transform, batch_size, model_device)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -147,12 +147,12 @@ def evaluate(
 
 @torch.no_grad()
 def _outputs(
-    model: nn.Module, dataset: ImageDataset, pipeline: Pipeline, batch_size: int, device: torch.device
+    model: nn.Module, dataset: ImageDataset, transform: BatchTransform, batch_size: int, device: torch.device
 ) -> torch.Tensor:
     chunks = []
     for begin in range(0, len(dataset), batch_size):
         images = dataset.images[begin : begin + batch_size].to(device)
-        chunks.append(model(pipeline.inputs(images)).float().cpu())
+        chunks.append(model(transform.normalize(images)).float().cpu())
     return torch.cat(chunks)
 
 
@@ -171,7 +171,7 @@ def predict(
         raise SqueezelabError(f"the model takes {height}x{width} images; predict handles square inputs only")
     paths, pixels = read_image_files(images, size=height, grayscale=channels == 1, on_bad_image=on_bad_image)
     model_device = next(ckpt.model.parameters()).device
-    outputs = _outputs(ckpt.model, ImageDataset(pixels, None, [], "predict"), ckpt.pipeline, batch_size, model_device)
+    outputs = _outputs(ckpt.model, ImageDataset(pixels, None, [], "predict"), ckpt.transform, batch_size, model_device)
     task = task_for(ckpt.model)
     results = []
     if isinstance(task, Reconstruction):

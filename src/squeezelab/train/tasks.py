@@ -7,35 +7,13 @@ process add up exactly; ``summarize`` divides once at the end of the epoch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from squeezelab.data import normalize, random_crop, random_flip
+from squeezelab.data import BatchTransform
 from squeezelab.metrics import mse, psnr_from_mse, topk_correct
 from squeezelab.models import Autoencoder, jacobian_penalty
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """How a uint8 batch becomes model input: augmentation (training only), then normalisation."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    crop_padding: int = 0
-    flip: bool = False
-
-    def augment(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
-        if self.crop_padding:
-            images = random_crop(images, self.crop_padding, generator)
-        if self.flip:
-            images = random_flip(images, generator)
-        return images
-
-    def inputs(self, images: Tensor) -> Tensor:
-        return normalize(images, self.mean, self.std)
 
 
 class Classification:
@@ -49,14 +27,14 @@ class Classification:
         model: nn.Module,
         images: Tensor,
         labels: Tensor,
-        pipeline: Pipeline,
+        transform: BatchTransform,
         train: bool,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Return (loss to minimise, [loss sum, top-1 hits, top-5 hits, count], logits)."""
         if train:
-            images = pipeline.augment(images, generator)
-        logits = model(pipeline.inputs(images))
+            images = transform.augment(images, generator)
+        logits = model(transform.normalize(images))
         # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
         with torch.no_grad():
@@ -89,15 +67,15 @@ class Reconstruction:
         model: nn.Module,
         images: Tensor,
         labels: Tensor | None,
-        pipeline: Pipeline,
+        transform: BatchTransform,
         train: bool,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Return (loss to minimise, [loss sum, squared-error sum, (PSNR sum,) count], reconstructions)."""
         if train:
-            images = pipeline.augment(images, generator)
+            images = transform.augment(images, generator)
         target = images.float() / 255
-        x = pipeline.inputs(images)
+        x = transform.normalize(images)
         x_hat = model(x).float()
         if self.loss == "bce":
             reconstruction = F.binary_cross_entropy(x_hat, target)

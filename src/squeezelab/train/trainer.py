@@ -8,6 +8,7 @@ its last checkpoint computes exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from squeezelab.data import DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model, model_info
 from squeezelab.train.checkpoint import (
@@ -31,7 +32,7 @@ from squeezelab.train.checkpoint import (
 )
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.distributed import ProcessGroup, current_group
-from squeezelab.train.tasks import Classification, Pipeline, Reconstruction, task_for
+from squeezelab.train.tasks import Classification, Reconstruction, task_for
 
 
 class TrainingDiverged(SqueezelabError):
@@ -191,7 +192,7 @@ class Trainer:
         else:
             self.train_data, self.val_data = splits.train, None
         mean, std = normalization(cfg, splits, self.task)
-        self.pipeline = Pipeline(mean, std, cfg.crop_padding, cfg.flip)
+        self.transform = BatchTransform(mean, std, cfg.crop_padding, cfg.flip)
         # Decoded data lives where the model runs: on a GPU, batches are gathered there without copies.
         self.images = self.train_data.images.to(self.device)
         self.labels = None if self.train_data.labels is None else self.train_data.labels.to(self.device)
@@ -223,8 +224,8 @@ class Trainer:
                 "grayscale": self.cfg.grayscale,
                 "input_shape": [self.train_data.channels, *self.train_data.image_size],
                 "classes": self.splits.train.classes,
-                "mean": list(self.pipeline.mean),
-                "std": list(self.pipeline.std),
+                "mean": list(self.transform.mean),
+                "std": list(self.transform.std),
             },
             "epoch": epoch,
             "metrics": metrics,
@@ -281,7 +282,7 @@ class Trainer:
 
     def evaluate(self, data: ImageDataset, batch_size: int | None = None) -> dict[str, float]:
         return evaluate_split(
-            self.model, self.task, data, self.pipeline, batch_size or self.cfg.batch_size, self.device, self.group
+            self.model, self.task, data, self.transform, batch_size or self.cfg.batch_size, self.device, self.group
         )
 
     def train_epoch(self, epoch: int, deadline: float | None) -> tuple[dict[str, float], float, bool]:
@@ -299,7 +300,7 @@ class Trainer:
         order = self.group.shard(order)
         local_batch = cfg.batch_size // self.group.world_size
         totals = None
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
         self.model.train()
         bar = tqdm(
             total=math.ceil(len(order) / local_batch),
@@ -315,7 +316,9 @@ class Trainer:
             index = order[begin : begin + local_batch]
             labels = None if self.labels is None else self.labels[index]
             with autocast:
-                loss, stats, _ = self.task.batch(self.model, self.images[index], labels, self.pipeline, True, generator)
+                loss, stats, _ = self.task.batch(
+                    self.model, self.images[index], labels, self.transform, True, generator
+                )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
@@ -421,7 +424,7 @@ def evaluate_split(
     model: nn.Module,
     task,
     data: ImageDataset,
-    pipeline: Pipeline,
+    transform: BatchTransform,
     batch_size: int,
     device: torch.device,
     group: ProcessGroup | None = None,
@@ -436,7 +439,7 @@ def evaluate_split(
         for begin in range(0, len(order), batch_size):
             index = order[begin : begin + batch_size]
             labels = None if data.labels is None else data.labels[index].to(device)
-            _, stats, _ = task.batch(model, data.images[index].to(device), labels, pipeline, False)
+            _, stats, _ = task.batch(model, data.images[index].to(device), labels, transform, False)
             totals = stats if totals is None else totals + stats
     finally:
         model.train(was_training)
