@@ -21,7 +21,7 @@ def test_digits_resized_in_one_batch():
     assert large.images.shape == (1797, 3, 28, 28) and large.images.dtype == torch.uint8
     assert torch.equal(large.labels, small.labels)
     # Bilinear upsampling keeps the overall brightness.
-    assert large.images.double().mean() == pytest.approx(small.images.double().mean(), rel=0.05)
+    assert large.images.double().mean().item() == pytest.approx(small.images.double().mean().item(), rel=0.05)
 
 
 @pytest.mark.parametrize("spec", ["mnist", "cifar10:", "imagenet:/data", "digits:/x", "folder:", ""])
