@@ -76,6 +76,7 @@ def test_resume_continues_to_more_epochs(trained, capsys):
     assert main(["train", "--resume", str(trained / "ae"), "--epochs", "3", "--quiet"]) == 0
     assert len((trained / "ae" / "metrics.jsonl").read_text().splitlines()) == 3
     assert "after 3 epochs" in capsys.readouterr().out
+    assert json.loads((trained / "ae" / "config.json").read_text())["epochs"] == 3
 
 
 def test_evaluate_classifier_on_held_out_split(trained, capsys):
@@ -149,6 +150,8 @@ def test_existing_run_is_never_overwritten(trained, capsys):
 def test_resume_refuses_to_change_the_recipe(trained, capsys):
     assert main(["train", "--resume", str(trained / "ae"), "--lr", "0.5"]) == 2
     assert "only device, early_stopping, epochs, max_time may change, not lr" in capsys.readouterr().err
+    assert main(["train", "--resume", str(trained / "ae"), "--arg", "code_size=3"]) == 2
+    assert "not arg" in capsys.readouterr().err
 
 
 def test_evaluate_test_split_of_data_without_one(trained, capsys):

@@ -195,6 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             + (["model"] if args.model else [])
             + (["data"] if args.data else [])
             + (["preset"] if args.preset else [])
+            + (["arg"] if args.arg else [])
+            + (["num_classes"] if args.num_classes is not None else [])
         )
         if fixed:
             raise SqueezelabError(

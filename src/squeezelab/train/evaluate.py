@@ -104,16 +104,17 @@ def evaluate(
             f"the model expects images of shape {ckpt.input_shape}, {splits.spec} has {tuple(dataset.images.shape[1:])}"
         )
     task = task_for(ckpt.model)
+    if isinstance(task, Classification) and dataset.labels is None:
+        raise SqueezelabError(f"{splits.spec} has no labels to score a classifier against")
     model_device = next(ckpt.model.parameters()).device
     result = {"checkpoint": str(ckpt.path), "data": splits.spec, "split": split, "samples": len(dataset)}
-    result.update(evaluate_split(ckpt.model, task, dataset, ckpt.transform, batch_size, model_device))
-    outputs = _outputs(ckpt.model, dataset, ckpt.transform, batch_size, model_device)
+    chunks: list[torch.Tensor] = []
+    result.update(evaluate_split(ckpt.model, task, dataset, ckpt.transform, batch_size, model_device, outputs=chunks))
+    outputs = torch.cat(chunks)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if isinstance(task, Classification):
-        if dataset.labels is None:
-            raise SqueezelabError(f"{splits.spec} has no labels to score a classifier against")
         confusion = confusion_matrix(outputs.argmax(1), dataset.labels, len(ckpt.classes))
         result["per_class_accuracy"] = dict(zip(ckpt.classes, per_class_accuracy(confusion).tolist(), strict=True))
         result["confusion_matrix"] = confusion.tolist()

@@ -419,7 +419,6 @@ class Trainer:
         tqdm.write(f"epoch {metrics['epoch']}/{self.cfg.epochs}  {text}", file=sys.stderr)
 
 
-@torch.no_grad()
 def evaluate_split(
     model: nn.Module,
     task,
@@ -428,19 +427,27 @@ def evaluate_split(
     batch_size: int,
     device: torch.device,
     group: ProcessGroup | None = None,
+    outputs: list[torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Metrics of a model on a whole split, in eval mode, without augmentation."""
+    """Metrics of a model on a whole split, in eval mode, without augmentation.
+
+    With an ``outputs`` list, each batch's outputs (logits or reconstructions) are appended to it on the CPU,
+    so a caller that needs them (a confusion matrix, SSIM) runs the model once.
+    """
     group = group or ProcessGroup()
     was_training = model.training
     model.eval()
     totals = None
     order = group.shard(torch.arange(len(data)))
     try:
-        for begin in range(0, len(order), batch_size):
-            index = order[begin : begin + batch_size]
-            labels = None if data.labels is None else data.labels[index].to(device)
-            _, stats, _ = task.batch(model, data.images[index].to(device), labels, transform, False)
-            totals = stats if totals is None else totals + stats
+        with torch.no_grad():
+            for begin in range(0, len(order), batch_size):
+                index = order[begin : begin + batch_size]
+                labels = None if data.labels is None else data.labels[index].to(device)
+                _, stats, out = task.batch(model, data.images[index].to(device), labels, transform, False)
+                totals = stats if totals is None else totals + stats
+                if outputs is not None:
+                    outputs.append(out.float().cpu())
     finally:
         model.train(was_training)
     return task.summarize(group.sum(totals))
@@ -491,6 +498,5 @@ def fit(
     trainer = Trainer(model, splits, cfg, Path(run_dir) if run_dir is not None else None, verbose)
     if resume:
         trainer.resume()
-    else:
-        trainer.start_run_dir()
+    trainer.start_run_dir()  # on resume too: config.json then records the epochs or budget it was extended to
     return trainer.run()
