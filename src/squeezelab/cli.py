@@ -304,6 +304,52 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from squeezelab.report.compare import PRESETS, CompareConfig, run_comparison
+
+    options = {}
+    if args.preset:
+        if args.preset not in PRESETS:
+            raise SqueezelabError(f"unknown preset {args.preset!r}; presets: {', '.join(sorted(PRESETS))}")
+        options.update(PRESETS[args.preset])
+    given = {
+        "epochs": args.epochs,
+        "max_time": args.max_time,
+        "code_size": args.code_size,
+        "image_size": args.image_size,
+        "grayscale": args.grayscale,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else ()
+    cfg = CompareConfig(kind=args.kind, data=args.data, models=models, **options)
+    out = Path(args.out or f"runs/compare-{args.kind}")
+    results = run_comparison(cfg, out, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+    from squeezelab.report.render import format_value
+
+    columns = results["columns"]
+    rows = [
+        [
+            r["model"],
+            *(
+                ("failed: " + r["error"])
+                if r.get("status") == "failed" and i == 0
+                else format_value(r.get(c["key"]), c["format"])
+                for i, c in enumerate(columns[1:])
+            ),
+        ]
+        for r in results["rows"]
+    ]
+    headers = [c["label"] + (f" ({c['unit']})" if c["unit"] else "") for c in columns]
+    print(format_table(headers, rows))
+    print()
+    for claim in results["claims"]:
+        print(f"{claim['id']}. [{claim['verdict']}] {claim['claim']}\n   {claim['evidence']}")
+    print(f"\nreport: {out / 'report.html'} ({results['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from squeezelab.report.demo import run_demo
 
@@ -428,6 +474,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "compare",
+        help="train squeezed and traditional models under one budget and report them side by side",
+        description="Trains every model of a comparison with the same data, recipe and budget, measures size, "
+        "compute, speed and test quality, judges the source material's claims, and writes results.json, "
+        "report.md and a self-contained report.html. autoencoders: dense_ae, conv_ae, squeeze_ae, "
+        "contractive_ae, squeeze_ae+contractive, all at one code size. classifiers: squeezenet_cifar (plain, "
+        "+simple bypass, +5x5 expand) against alexnet_cifar.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            "squeezelab compare autoencoders --data mnist:../shared/data/mnist --preset quick",
+            "squeezelab compare classifiers --data folder:../shared/data/cifar10/cifar10-train-jpg.tar --epochs 15",
+            "squeezelab compare autoencoders --data digits --image-size 28 --models dense_ae,squeeze_ae --epochs 3",
+        ),
+    )
+    p.add_argument("kind", choices=["autoencoders", "classifiers"])
+    p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec, as for train")
+    p.add_argument("--models", help="comma-separated subset of the comparison's models")
+    p.add_argument("--preset", help="quick: 5 epochs or 100 s per model")
+    p.add_argument("--epochs", type=int, help="epochs per model (default 10)")
+    p.add_argument("--max-time", type=float, help="seconds of training per model")
+    p.add_argument("--code-size", type=int, help="autoencoders' code size, the same for all (default 32)")
+    p.add_argument("--image-size", type=int, help="resize images to this square size")
+    p.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", help="output folder (default runs/compare-KIND)")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_compare)
 
     p = sub.add_parser(
         "demo",

@@ -234,3 +234,75 @@ def plot_bars(
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_pareto(
+    points: dict[str, dict[str, float]], error_key: str, error_label: str, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Test error against parameters and against MACs per sample, log-scaled axes, one labelled point per model.
+
+    ``points`` maps a model to its figures (``params``, ``macs`` and ``error_key``); models missing a figure
+    are left out. The lower left of each panel is better: small and accurate.
+    """
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    for ax, (key, label) in zip(
+        fig.subplots(1, 2), (("params", "parameters"), ("macs", "MACs per sample")), strict=True
+    ):
+        for i, (name, figures) in enumerate(points.items()):
+            x, y = _number(figures.get(key)), _number(figures.get(error_key))
+            if x is None or y is None or x <= 0 or y <= 0:
+                continue
+            ax.scatter(x, y, s=50, color=f"C{i}")
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.set_ylabel(f"{error_label} (log scale)")
+        ax.grid(alpha=0.3, which="both")
+        ax.margins(0.15)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_histories(histories: dict[str, Sequence[dict]], key: str, path: str | os.PathLike, title: str = "") -> Path:
+    """One metric (e.g. ``val_loss``) against epoch for several models in one panel."""
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, (name, history) in enumerate(histories.items()):
+        points = [(_number(h.get("epoch", e + 1)), _number(h.get(key))) for e, h in enumerate(history)]
+        points = [(x, y) for x, y in points if x is not None and y is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", markersize=4, color=f"C{i}", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if histories:
+        ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_per_class(
+    accuracy: dict[str, Sequence[float]], classes: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Grouped bars: each class's test accuracy for every model."""
+    fig = Figure(figsize=(max(7.0, 0.9 * len(classes) + 2), 4.4), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(accuracy))
+    positions = np.arange(len(classes))
+    for i, (name, values) in enumerate(accuracy.items()):
+        heights = [v if _number(v) is not None else 0.0 for v in values]
+        ax.bar(positions + (i - (len(accuracy) - 1) / 2) * width, heights, width, color=f"C{i}", label=name)
+    ax.set_xticks(
+        positions, classes, rotation=30 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center"
+    )
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncols=min(4, max(1, len(accuracy))))
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,427 @@
+"""``squeezelab compare``: squeezed and traditional models trained under one budget, measured side by side.
+
+Every model in a comparison sees the same training data, recipe, epochs and time budget; model selection
+uses a validation split of the training data, and the test split (the dataset's own, or a held-out part
+never used for training or selection) is touched once, after training. Each model's run directory sits
+inside the comparison's; ``results.json`` holds every figure with its unit, and the claims' verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.errors import SqueezelabError
+from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, ssim
+from squeezelab.models import jacobian_penalty
+from squeezelab.profile import file_bytes, profile_model
+from squeezelab.report.claims import judge
+from squeezelab.train import TrainConfig, fit
+from squeezelab.train.checkpoint import atomic_write, load_checkpoint, load_weights
+from squeezelab.train.tasks import Classification, Reconstruction
+from squeezelab.train.trainer import create_model_for, evaluate_split, resolve_device
+
+Kind = Literal["autoencoders", "classifiers"]
+NOISE_LEVELS = (0.1, 0.3)  # std of the Gaussian noise added to [0, 1] images for the robustness test
+CONTRACTION_SAMPLES = 1000  # test images whose encoder Jacobian is measured exactly
+PROBE_SAMPLES = 10_000  # training images whose codes fit the linear probe
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One entry of a comparison: a registry model, its options, and training options of its own."""
+
+    label: str
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+
+
+CONTRACTIVE_WEIGHT = 0.01
+CONTENDERS: dict[Kind, dict[str, Contender]] = {
+    "autoencoders": {
+        c.label: c
+        for c in (
+            Contender("dense_ae", "dense_ae"),
+            Contender("conv_ae", "conv_ae"),
+            Contender("squeeze_ae", "squeeze_ae"),
+            Contender("contractive_ae", "contractive_ae", train={"contractive_weight": CONTRACTIVE_WEIGHT}),
+            Contender(
+                "squeeze_ae+contractive",
+                "squeeze_ae",
+                train={"contractive_weight": CONTRACTIVE_WEIGHT, "n_projections": 4},
+            ),
+        )
+    },
+    "classifiers": {
+        c.label: c
+        for c in (
+            Contender("squeezenet_cifar", "squeezenet_cifar"),
+            Contender("squeezenet_cifar+simple", "squeezenet_cifar", {"bypass": "simple"}),
+            Contender("squeezenet_cifar+5x5", "squeezenet_cifar", {"expand_5x5": True}),
+            Contender("alexnet_cifar", "alexnet_cifar"),
+        )
+    },
+}
+
+# One recipe per kind, the same for every model in it.
+RECIPES: dict[Kind, TrainConfig] = {
+    "autoencoders": TrainConfig(optimizer="adam", lr=2e-3, batch_size=128, loss="mse", normalize="none"),
+    "classifiers": TrainConfig(
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        batch_size=128,
+        crop_padding=4,
+        flip=True,
+        normalize="dataset",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    kind: Kind
+    data: str
+    models: tuple[str, ...] = ()  # labels from CONTENDERS; empty: all of the kind
+    epochs: int = 10
+    max_time: float | None = None  # seconds of training per model
+    code_size: int = 32
+    test_fraction: float = 0.1
+    validation_split: float = 0.1
+    seed: int = 0
+    image_size: int | None = None
+    grayscale: bool | None = None
+    device: str = "auto"
+
+    def contenders(self) -> list[Contender]:
+        known = CONTENDERS[self.kind]
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise SqueezelabError(
+                f"unknown model(s) for compare {self.kind}: {', '.join(unknown)}; choose from {', '.join(known)}"
+            )
+        return [known[m] for m in (self.models or tuple(known))]
+
+
+PRESETS: dict[str, dict] = {
+    # Finishes on the shared MNIST set (60,000 images) in under 15 minutes on two CPU cores.
+    "quick": {"epochs": 5, "max_time": 100.0},
+}
+
+
+def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbose: int = 1) -> dict:
+    """Train, measure and report every contender; writes results.json, report.md, report.html and plots/."""
+    started = time.perf_counter()
+    contenders = cfg.contenders()
+    if cfg.epochs < 1:
+        raise SqueezelabError(f"--epochs must be at least 1, got {cfg.epochs}")
+    if cfg.max_time is not None and cfg.max_time <= 0:
+        raise SqueezelabError(f"--max-time must be positive, got {cfg.max_time}")
+    if (out / "report.md").exists() and not overwrite:
+        raise SqueezelabError(f"{out} already holds a report; pass --overwrite or choose another --out")
+    for c in contenders:  # an --overwrite replaces only what this comparison writes
+        if (out / c.label).exists() and any((out / c.label).iterdir()):
+            if not overwrite:
+                raise SqueezelabError(f"{out / c.label} already holds a run; pass --overwrite or choose another --out")
+            for child in (out / c.label).rglob("*"):
+                if child.is_file():
+                    child.unlink()
+    splits = load_dataset(cfg.data, image_size=cfg.image_size, grayscale=cfg.grayscale, progress=verbose == 1)
+    if cfg.kind == "classifiers" and splits.train.labels is None:
+        raise SqueezelabError(f"{cfg.data} has no labels: a classifier comparison needs labelled data")
+    pool, test, test_source = _test_split(splits, cfg)
+    train_splits = DataSplits.from_train(pool, None, splits.spec)
+    recipe = RECIPES[cfg.kind].updated(
+        epochs=cfg.epochs,
+        max_time=cfg.max_time,
+        seed=cfg.seed,
+        validation_split=cfg.validation_split,
+        device=cfg.device,
+        data=splits.spec,
+        image_size=cfg.image_size,
+        grayscale=cfg.grayscale,
+    )
+    device = resolve_device(cfg.device)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Build and time every model first: a budget too small for one epoch is refused before any training.
+    models = {}
+    for c in contenders:
+        torch.manual_seed(cfg.seed)
+        kwargs = {"code_size": cfg.code_size, **c.model_kwargs} if cfg.kind == "autoencoders" else c.model_kwargs
+        model = create_model_for(c.model, kwargs, pool).to(device)
+        profile = profile_model(model, tuple(pool.images.shape[1:]), batch_size=256, warmup=2, repeats=5, name=c.label)
+        models[c.label] = (model, profile)
+        if cfg.max_time is not None:
+            # Training costs about three forward passes; validation adds a little more.
+            epoch_seconds = len(pool) * (1 - cfg.validation_split) * 3 / profile.throughput
+            if epoch_seconds > cfg.max_time:
+                raise SqueezelabError(
+                    f"--max-time {cfg.max_time:g} s is too small to finish one epoch of {c.label} "
+                    f"(about {epoch_seconds:.0f} s measured); raise it or use fewer images"
+                )
+
+    rows, histories, samples = {}, {}, {}
+    for c in contenders:
+        model, profile = models[c.label]
+        row = {
+            "model": c.label,
+            "params": profile.params,
+            "file_bytes": file_bytes(model),
+            "macs": profile.macs,
+            "latency_ms": profile.latency_ms,
+            "throughput": profile.throughput,
+        }
+        try:
+            history = fit(model, train_splits, recipe.updated(**c.train), run_dir=out / c.label, verbose=verbose)
+            state, meta = load_checkpoint(out / c.label / "best.safetensors")
+            load_weights(model, state, str(out / c.label))  # the epoch chosen on validation, not the last
+            transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
+            measure = _measure_autoencoder if cfg.kind == "autoencoders" else _measure_classifier
+            measured, samples[c.label] = measure(model, transform, pool, test, device, cfg.seed)
+            row.update(status="ok", epochs=len(history.epochs), train_seconds=history.epochs[-1]["time"], **measured)
+            histories[c.label] = history.epochs
+        except (SqueezelabError, RuntimeError) as exc:  # one model failing must not cost the others
+            row.update(status="failed", error=str(exc).strip().splitlines()[0])
+        rows[c.label] = row
+    if cfg.kind == "classifiers" and "alexnet_cifar" in rows:
+        for row in rows.values():
+            row["param_ratio"] = rows["alexnet_cifar"]["params"] / row["params"]
+
+    results = {
+        "title": f"{cfg.kind.capitalize()} on {splits.spec}",
+        "kind": cfg.kind,
+        "summary": _summary(cfg, recipe),
+        "data": {
+            "spec": splits.spec,
+            "train": len(pool) - round(len(pool) * cfg.validation_split),
+            "val": round(len(pool) * cfg.validation_split),
+            "test": len(test),
+            "test_source": test_source,
+            "image_shape": list(pool.images.shape[1:]),
+        },
+        "machine": {
+            "description": machine_description(),
+            "device": str(device),
+        },
+        "budget": {"epochs": cfg.epochs, "max_time_s": cfg.max_time},
+        "config": asdict(cfg),
+        "recipe": recipe.to_dict(),
+        "columns": COLUMNS[cfg.kind],
+        "rows": list(rows.values()),
+        "claims": [claim.to_dict() for claim in judge(rows)],
+        "plots": _plots(cfg.kind, out, rows, histories, samples, test),
+        "notes": NOTES[cfg.kind],
+        "seconds": time.perf_counter() - started,
+    }
+    atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+    from squeezelab.report.render import render_report
+
+    render_report(results, out)
+    return results
+
+
+def machine_description() -> str:
+    return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _summary(cfg: CompareConfig, recipe: TrainConfig) -> str:
+    budget = f"{cfg.epochs} epochs" + (
+        f" or {cfg.max_time:g} s of training, whichever comes first" if cfg.max_time else ""
+    )
+    if cfg.kind == "autoencoders":
+        what = (
+            f"Autoencoders compressing each image to the same code size ({cfg.code_size} numbers), so every model has "
+            "the same compression ratio"
+        )
+    else:
+        what = "SqueezeNet variants against the AlexNet-style baseline"
+    return (
+        f"{what}, each trained from the same seed with one recipe ({recipe.optimizer}, lr {recipe.lr:g}, batch "
+        f"{recipe.batch_size}) for {budget}. The checkpoint with the best validation loss is measured on the test "
+        "split."
+    )
+
+
+def _measure_autoencoder(model, transform, pool, test, device, seed) -> tuple[dict, torch.Tensor]:
+    chunks: list[torch.Tensor] = []
+    metrics = evaluate_split(model, Reconstruction(), test, transform, 256, device, outputs=chunks)
+    reconstructions = torch.cat(chunks).clamp(0, 1)
+    target = test.images.float() / 255
+    measured = {
+        "test_mse": metrics["mse"],
+        "test_psnr": metrics["psnr"],
+        "test_ssim": ssim(reconstructions, target).mean().item(),
+    }
+    model.eval()
+    # Exact: as many projections as the code has numbers span the code space.
+    sample = transform.normalize(test.images[:CONTRACTION_SAMPLES]).to(device)
+    norms = [
+        jacobian_penalty(model.encode, part, n_projections=model.code_size, create_graph=False).sqrt()
+        for part in sample.split(100)
+    ]
+    measured["contraction"] = torch.cat(norms).mean().item()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for sigma in NOISE_LEVELS:
+            errors = []
+            for part in target.split(512):
+                noisy = (part + sigma * torch.randn(part.shape, generator=generator)).clamp(0, 1)
+                errors.append(mse(model(noisy.to(device)).float().cpu(), part))
+            measured[f"noisy_mse_{sigma}"] = torch.cat(errors).mean().item()
+    measured["probe_acc"] = _linear_probe(model, transform, pool, test, device, seed)
+    return measured, reconstructions[:8]
+
+
+def _linear_probe(model, transform, pool, test, device, seed) -> float | None:
+    """Accuracy on the test split of a logistic regression fitted to the codes of (part of) the training pool."""
+    if pool.labels is None or test.labels is None:
+        return None
+    from sklearn.linear_model import LogisticRegression  # scikit-learn is slow to import; only probes need it
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    generator = torch.Generator().manual_seed(seed)
+    fit_on = pool.subset(torch.randperm(len(pool), generator=generator)[:PROBE_SAMPLES])
+
+    def codes(data: ImageDataset) -> torch.Tensor:
+        with torch.no_grad():
+            parts = [model.encode(transform.normalize(p).to(device)).float().cpu() for p in data.images.split(512)]
+        return torch.cat(parts).numpy()
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(codes(fit_on), fit_on.labels.numpy())
+    return float(probe.score(codes(test), test.labels.numpy()))
+
+
+def _measure_classifier(model, transform, pool, test, device, seed) -> tuple[dict, torch.Tensor]:
+    chunks: list[torch.Tensor] = []
+    metrics = evaluate_split(model, Classification(), test, transform, 256, device, outputs=chunks)
+    logits = torch.cat(chunks)
+    confusion = confusion_matrix(logits.argmax(1), test.labels, logits.shape[1])
+    measured = {
+        "test_acc1": metrics["acc1"],
+        "test_acc5": metrics["acc5"],
+        "test_loss": metrics["loss"],
+        "per_class": per_class_accuracy(confusion).tolist(),
+    }
+    return measured, confusion
+
+
+def _column(key: str, label: str, unit: str, fmt: str) -> dict:
+    return {"key": key, "label": label, "unit": unit, "format": fmt}
+
+
+_COST_COLUMNS = [
+    _column("params", "parameters", "", "count"),
+    _column("file_bytes", "file", "safetensors", "bytes"),
+    _column("macs", "MACs", "per image", "si"),
+    _column("latency_ms", "latency", "ms, batch 1", "float2"),
+    _column("throughput", "throughput", "img/s, batch 256", "count"),
+    _column("train_seconds", "training", "s", "float2"),
+]
+COLUMNS: dict[Kind, list[dict]] = {
+    "autoencoders": [
+        _column("model", "model", "", "text"),
+        *_COST_COLUMNS,
+        _column("test_mse", "test MSE", "", "float4"),
+        _column("test_psnr", "test PSNR", "dB", "float2"),
+        _column("test_ssim", "test SSIM", "", "float4"),
+        _column("contraction", "contraction", "mean ||J||_F", "float4"),
+        *(_column(f"noisy_mse_{sigma}", f"MSE, noise {sigma}", "vs clean", "float4") for sigma in NOISE_LEVELS),
+        _column("probe_acc", "linear probe", "test accuracy", "percent"),
+    ],
+    "classifiers": [
+        _column("model", "model", "", "text"),
+        *_COST_COLUMNS[:1],
+        _column("param_ratio", "AlexNet / model", "parameters", "ratio"),
+        *_COST_COLUMNS[1:],
+        _column("test_acc1", "top-1", "test", "percent"),
+        _column("test_acc5", "top-5", "test", "percent"),
+    ],
+}
+
+_COMMON_NOTES = [
+    "MACs: multiply-accumulates of one forward pass of one image, counted by torch.utils.flop_counter over "
+    "convolutions and matrix products (FLOPs = 2 x MACs).",
+    "Latency: median of 5 eval-mode forward passes at batch 1 after warm-up; throughput at batch 256; "
+    "training: seconds of training (validation excluded) until the epochs or the time budget ran out.",
+]
+NOTES: dict[Kind, list[str]] = {
+    "autoencoders": [
+        *_COMMON_NOTES,
+        f"Contraction: the Frobenius norm of the encoder's Jacobian, exact, averaged over {CONTRACTION_SAMPLES:,} "
+        "test images; lower means codes that move less when the input moves.",
+        "Robustness: Gaussian noise of the given standard deviation is added to the test images (clipped to "
+        "[0, 1]); the MSE is of the reconstruction of the noisy image against the clean one.",
+        f"Linear probe: a logistic regression on the standardised codes of {PROBE_SAMPLES:,} training images, "
+        "scored on the test split: how much class information the code keeps.",
+    ],
+    "classifiers": [
+        *_COMMON_NOTES,
+        "AlexNet / model: how many times fewer parameters a model has than alexnet_cifar.",
+    ],
+}
+
+
+def _plots(kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, test: ImageDataset) -> list[dict]:
+    from squeezelab.report import plots
+
+    folder = out / "plots"
+    made = []
+
+    def add(title: str, path: Path, caption: str) -> None:
+        made.append({"title": title, "path": str(path.relative_to(out)), "caption": caption})
+
+    trained = {label: row for label, row in rows.items() if row.get("status") == "ok"}
+    if kind == "autoencoders":
+        if samples:
+            path = plots.plot_reconstructions(test.images[:8].float() / 255, samples, folder / "reconstructions.png")
+            add("Originals and reconstructions", path, "The first eight test images and each model's reconstruction.")
+        error_key, error_label = "test_mse", "test MSE"
+        points = trained
+    else:
+        error_key, error_label = "test_error", "test top-1 error"
+        points = {label: {**row, "test_error": 1 - row["test_acc1"]} for label, row in trained.items()}
+    path = plots.plot_pareto(points, error_key, error_label, folder / "pareto.png")
+    add("Size and compute against error", path, "Lower left is better: fewer parameters or MACs, lower test error.")
+    path = plots.plot_histories(histories, "val_loss", folder / "val_loss.png")
+    add("Validation loss", path, "Validation loss after each epoch.")
+    if kind == "classifiers" and trained:
+        accuracy = {label: row["per_class"] for label, row in trained.items()}
+        path = plots.plot_per_class(accuracy, test.classes, folder / "per_class.png")
+        add("Per-class accuracy", path, "Test accuracy of each class.")
+    return made
+
+
+def _test_split(splits: DataSplits, cfg: CompareConfig) -> tuple[ImageDataset, ImageDataset, str]:
+    if splits.test is not None:
+        return splits.train, splits.test, "the dataset's own test split"
+    pool, test = split_validation(splits.train, cfg.test_fraction, cfg.seed + 1)
+    return (
+        pool,
+        test,
+        (
+            f"held out: {cfg.test_fraction:.0%} of the training set (seed {cfg.seed + 1}), "
+            "never used for training or model selection"
+        ),
+    )
