@@ -24,7 +24,7 @@ from squeezelab.models import jacobian_penalty
 from squeezelab.profile import file_bytes, profile_model
 from squeezelab.report.claims import judge
 from squeezelab.train import TrainConfig, fit
-from squeezelab.train.checkpoint import atomic_write, load_checkpoint, load_weights
+from squeezelab.train.checkpoint import atomic_write, json_default, load_checkpoint, load_weights
 from squeezelab.train.tasks import Classification, Reconstruction
 from squeezelab.train.trainer import create_model_for, evaluate_split, resolve_device
 
@@ -225,7 +225,7 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
         "notes": NOTES[cfg.kind],
         "seconds": time.perf_counter() - started,
     }
-    atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default))
+    atomic_write(out / "results.json", json.dumps(results, indent=2, default=json_default))
     from squeezelab.report.render import render_report
 
     render_report(results, out)
@@ -234,14 +234,6 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
 
 def machine_description() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def _json_default(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _summary(cfg: CompareConfig, recipe: TrainConfig) -> str:

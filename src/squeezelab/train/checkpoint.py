@@ -72,11 +72,11 @@ def save_checkpoint(
         meta["optimizer"] = rest
     weights = stem.with_suffix(".safetensors")
     atomic_write(weights, save_safetensors(_cpu_tensors(model.state_dict()), stamp))
-    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=2, default=_json_default))
+    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=2, default=json_default))
     return weights
 
 
-def _json_default(value):
+def json_default(value):
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, Path):
