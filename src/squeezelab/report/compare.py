@@ -44,7 +44,10 @@ class Contender:
     train: dict = field(default_factory=dict)
 
 
-CONTRACTIVE_WEIGHT = 0.01
+# The penalty is a sum over code units and input pixels while the MSE is a mean over pixels, so the weight is
+# small; 1e-4, measured on MNIST at code size 32, cuts the encoder's Jacobian norm about 10x at no cost in
+# clean error (0.01 flattened contractive_ae onto the mean image).
+CONTRACTIVE_WEIGHT = 1e-4
 CONTENDERS: dict[Kind, dict[str, Contender]] = {
     "autoencoders": {
         c.label: c
@@ -52,11 +55,17 @@ CONTENDERS: dict[Kind, dict[str, Contender]] = {
             Contender("dense_ae", "dense_ae"),
             Contender("conv_ae", "conv_ae"),
             Contender("squeeze_ae", "squeeze_ae"),
-            Contender("contractive_ae", "contractive_ae", train={"contractive_weight": CONTRACTIVE_WEIGHT}),
+            # dense_ae's decoder, so the two differ only in the encoder and the penalty
+            Contender(
+                "contractive_ae",
+                "contractive_ae",
+                {"decoder_sizes": (64,)},
+                train={"contractive_weight": CONTRACTIVE_WEIGHT},
+            ),
             Contender(
                 "squeeze_ae+contractive",
                 "squeeze_ae",
-                train={"contractive_weight": CONTRACTIVE_WEIGHT, "n_projections": 4},
+                train={"contractive_weight": CONTRACTIVE_WEIGHT, "n_projections": 1},
             ),
         )
     },
@@ -116,7 +125,7 @@ class CompareConfig:
 
 PRESETS: dict[str, dict] = {
     # Finishes on the shared MNIST set (60,000 images) in under 15 minutes on two CPU cores.
-    "quick": {"epochs": 5, "max_time": 100.0},
+    "quick": {"epochs": 10, "max_time": 150.0},
 }
 
 
