@@ -10,6 +10,7 @@ import argparse
 import ast
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -174,9 +175,14 @@ def _given_options(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 when alone): only rank 0 checks, writes and prints."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _new_run_dir(out_dir: str, name: str) -> Path:
     run_dir = Path(out_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if _rank() == 0 and run_dir.exists() and any(run_dir.iterdir()):
         raise SqueezelabError(f"{run_dir} already holds a run; choose another --name, or --resume {run_dir}")
     return run_dir
 
@@ -222,6 +228,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         name = args.name or f"{args.preset or cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = _new_run_dir(args.out_dir, name)
         history = fit(cfg.model, config=cfg, run_dir=run_dir, verbose=2 if args.quiet else 1)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if _rank() != 0:
+        return 0
     last = history.epochs[-1] if history.epochs else {}
     print(
         f"run: {run_dir}  ({history.stop_reason} after {len(history.epochs)} epochs, "
@@ -304,6 +314,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, ...]:
+    """'3x64x64' -> (3, 64, 64); '64x64' -> (64, 64), the channels left to the model."""
+    try:
+        size = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        size = ()
+    if len(size) not in (2, 3) or min(size) < 1:
+        raise SqueezelabError(f"--input must look like CxHxW or HxW, e.g. 3x64x64 or 64x64, got {text!r}")
+    return size
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from squeezelab.export import SUFFIXES, export
+    from squeezelab.train.evaluate import open_checkpoint
+
+    if args.int8 and args.format != "onnx":
+        raise SqueezelabError(f"--int8 writes ONNX (QDQ, run by onnxruntime) only; drop --format {args.format}")
+    size = parse_size(args.input) if args.input else None
+    ckpt = open_checkpoint(args.source)
+    default_name = ckpt.path.with_name(ckpt.path.stem + "-int8") if args.int8 else ckpt.path
+    out = Path(args.out) if args.out else default_name.with_suffix(SUFFIXES[args.format])
+    result = export(ckpt, out, format=args.format, input_size=size, verify=not args.no_verify, int8=args.int8)
+    shape = "x".join(map(str, result.input_shape))
+    print(
+        f"wrote {result.path} ({args.format}, {result.meta['precision']}, {human_bytes(result.file_bytes)}): "
+        f"input N x {shape}, N dynamic, {shape} fixed"
+    )
+    runtime = "onnxruntime" if args.format == "onnx" else "TorchScript"
+    if not result.checks:
+        print("not verified (--no-verify)")
+    for check in result.checks:
+        print(f"verified with {runtime} against PyTorch: {check.describe()}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from squeezelab.report.compare import PRESETS, CompareConfig, run_comparison
 
@@ -359,6 +404,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         verbose=2 if args.quiet else 1,
     )
+    return 0
+
+
+# -- compress / decompress -------------------------------------------------------------------------------------
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from squeezelab.compress.pipeline import CompressConfig
+    from squeezelab.compress.run import compress_run, print_summary
+
+    conv_bits = args.conv_bits if args.conv_bits is not None else args.bits
+    fc_bits = args.fc_bits if args.fc_bits is not None else args.bits
+    config = CompressConfig(
+        density=args.density,
+        scope=args.scope,
+        prune_steps=args.prune_steps,
+        finetune_epochs=args.finetune_epochs,
+        conv_bits=8 if conv_bits is None else conv_bits,
+        fc_bits=5 if fc_bits is None else fc_bits,
+        centroid_epochs=args.centroid_epochs,
+        gap_bits=args.gap_bits,
+        coder=args.coder,
+        small_dtype=args.small_dtype,
+        lr_scale=args.lr_scale,
+    )
+    if args.source is None and args.model is None:
+        raise SqueezelabError("give a run directory or checkpoint to compress, or --model NAME for a fresh model")
+    name = args.model if args.source is None else Path(args.source).resolve().name
+    out = Path(args.out or f"runs/compress-{name}")
+    result, summary = compress_run(
+        args.source,
+        out,
+        config,
+        model_name=args.model,
+        model_kwargs=parse_model_args(args.arg),
+        int8=args.int8,
+        overwrite=args.overwrite,
+        verbose=2 if args.quiet else 1,
+    )
+    print_summary(result, summary)
+    print(f"\ncompressed model: {out / 'model.sqz'}  (report: {out / 'report.md'})")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from squeezelab.compress.run import decompress
+
+    out = decompress(args.file, args.output, overwrite=args.overwrite)
+    print(f"wrote {out} (and its sidecar {out.with_suffix('.json').name})")
     return 0
 
 
@@ -460,20 +554,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="classify or reconstruct image files with a trained model",
+        help="classify or reconstruct image files with a trained or exported model",
         description="Classifiers print the top-k labels with probabilities; autoencoders the reconstruction "
-        "error of each image.",
+        "error of each image. The model is a run directory, a checkpoint, or a file made by 'squeezelab export' "
+        "(.onnx, run with onnxruntime, or TorchScript .pt; on the CPU), which carries its own class names and "
+        "normalisation. Folders are searched for images recursively.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("squeezelab predict runs/sqz cat.jpg dog.png", "squeezelab predict runs/ae digit.png --json"),
+        epilog=_examples(
+            "squeezelab predict runs/sqz cat.jpg dog.png",
+            "squeezelab predict runs/ae digit.png --json",
+            "squeezelab predict runs/sqz/best.onnx photos/ --batch 32 --on-bad-image skip",
+        ),
     )
-    p.add_argument("checkpoint", metavar="RUN|CHECKPOINT")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("checkpoint", metavar="RUN|CHECKPOINT|EXPORTED")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch", "--batch-size", dest="batch_size", type=int, default=64, help="images per forward pass")
     p.add_argument("--on-bad-image", choices=["error", "skip"], default="error")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="write a trained model as a verified ONNX or TorchScript file",
+        description="Export the network of a run or checkpoint to ONNX (opset 18, run with onnxruntime) or "
+        "TorchScript, with a dynamic batch dimension. The spatial size is fixed (--input, default: the size the "
+        "model was trained at): SqueezeNet's ceil-mode pooling and adaptive pooling compute their windows from "
+        "it. Class names, normalisation, input size and the model name are stored in the file, so "
+        "'squeezelab predict FILE IMAGE' needs nothing else. Before writing, the file is run on the same inputs "
+        "as PyTorch (eval mode, batch 1 and 5); fp32 outputs must agree within 1e-4, or the command exits "
+        "with 1 and writes nothing. --int8 (ONNX only) then quantizes the verified graph with onnxruntime (QDQ: "
+        "int8 weights per channel, uint8 activations), calibrated on 512 training images of the run's dataset, "
+        "and checks it on the run's held-out images against the fp32 model: classifiers must keep the top-1 "
+        "class of at least 99% of them, autoencoders a reconstruction MSE at most 10% above fp32's, or it exits "
+        "with 1. ONNX needs the onnx extra: pip install 'squeezelab[onnx]'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            "squeezelab export runs/sqz",
+            "squeezelab export runs/sqz --format torchscript -o deploy/sqz.pt",
+            "squeezelab export runs/sqz --int8",
+            "squeezelab export runs/imagenet/best.safetensors --input 3x160x160 -o sqz160.onnx",
+            "squeezelab predict runs/sqz/best.onnx cat.jpg",
+        ),
+    )
+    p.add_argument(
+        "source", metavar="RUN|CHECKPOINT|SQZ", help="a run directory, a .safetensors checkpoint or a .sqz file"
+    )
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default: onnx")
+    p.add_argument("-o", "--out", help="output file (default: the checkpoint's name with .onnx or .pt)")
+    p.add_argument("--input", metavar="CxHxW", help="input size, CxHxW or HxW (default: the trained size)")
+    p.add_argument(
+        "--int8", action="store_true", help="quantize to int8 (QDQ ONNX), calibrated on the run's training images"
+    )
+    p.add_argument("--no-verify", action="store_true", help="write the file without comparing it with PyTorch")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser(
         "compare",
@@ -493,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["autoencoders", "classifiers"])
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec, as for train")
     p.add_argument("--models", help="comma-separated subset of the comparison's models")
-    p.add_argument("--preset", help="quick: 5 epochs or 100 s per model")
+    p.add_argument("--preset", help="quick: 10 epochs or 150 s per model")
     p.add_argument("--epochs", type=int, help="epochs per model (default 10)")
     p.add_argument("--max-time", type=float, help="seconds of training per model")
     p.add_argument("--code-size", type=int, help="autoencoders' code size, the same for all (default 32)")
@@ -521,6 +656,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo report in that folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=cmd_demo)
+    p = sub.add_parser(
+        "compress",
+        help="Deep Compression: prune, share weights, entropy-code into a .sqz file",
+        description="Compresses a trained run (fine-tuning on its data, measuring its validation split after "
+        "every stage) or a freshly built model (--model, no fine-tuning): iterative magnitude pruning, per-layer "
+        "k-means weight sharing with centroid fine-tuning, and ANS or Huffman coding of the cluster indices and "
+        "sparse positions. Writes pruned.sqz, model.sqz, stages.json and report.md to --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(
+            "squeezelab compress runs/seed-cifar10 --density 0.33 --bits 5",
+            "squeezelab compress --model squeezenet1_0 --density 0.33 --bits 6",
+            "squeezelab compress runs/my-run --int8 --out runs/my-run-compressed",
+        ),
+    )
+    p.add_argument("source", nargs="?", help="run directory or checkpoint (omit with --model)")
+    p.add_argument("--model", help="compress a freshly initialised registry model instead (no fine-tuning)")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, with --model")
+    p.add_argument("--density", type=float, default=0.33, help="fraction of conv/fc weights kept (default 0.33)")
+    p.add_argument("--scope", choices=["layer", "global"], default="layer", help="prune per layer or globally")
+    p.add_argument("--prune-steps", type=int, default=3, help="prune/fine-tune rounds (default 3)")
+    p.add_argument("--finetune-epochs", type=int, default=1, help="fine-tuning epochs after each pruning round")
+    p.add_argument("--bits", type=int, help="bits per shared weight for every layer (sets both below)")
+    p.add_argument("--conv-bits", type=int, help="bits per shared conv weight (default 8)")
+    p.add_argument("--fc-bits", type=int, help="bits per shared fully connected weight (default 5)")
+    p.add_argument("--centroid-epochs", type=int, default=1, help="epochs fine-tuning the shared centroids")
+    p.add_argument("--gap-bits", type=int, default=5, help="bits of a sparse-position gap (default 5)")
+    p.add_argument("--coder", choices=["ans", "huffman"], default="ans", help="entropy coder (default ans)")
+    p.add_argument("--small-dtype", choices=["float16", "float32"], default="float16", help="biases, BN statistics")
+    p.add_argument("--lr-scale", type=float, default=0.1, help="fine-tuning lr as a fraction of the run's lr")
+    p.add_argument("--int8", action="store_true", help="also measure post-training static int8 against fp32")
+    p.add_argument("--out", help="output folder (default runs/compress-NAME)")
+    p.add_argument("--overwrite", action="store_true", help="replace a compressed model already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_compress)
+
+    p = sub.add_parser(
+        "decompress",
+        help="decode a .sqz file back into a safetensors checkpoint",
+        description="Decodes FILE.sqz into a checkpoint (safetensors weights + JSON sidecar) whose outputs equal "
+        "the compressed model's exactly; evaluate, predict and export also read .sqz files directly.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("squeezelab decompress runs/compress-squeezenet1_0/model.sqz -o model.safetensors"),
+    )
+    p.add_argument("file", metavar="FILE.sqz")
+    p.add_argument("-o", "--output", required=True, help="the .safetensors file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(run=cmd_decompress)
+
     return parser
 
 
@@ -529,7 +712,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except SqueezelabError as exc:
-        print(f"squeezelab: error: {exc}", file=sys.stderr)
+        if _rank() == 0:  # under torchrun every process meets the same mistake: one line, not one per process
+            sys.stderr.write(f"squeezelab: error: {exc}\n")
         return getattr(exc, "exit_code", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130

@@ -4,8 +4,17 @@ from squeezelab.report.claims import FAILS, HOLDS, UNMEASURABLE, judge
 
 
 def ae(params, file_bytes, macs, latency, mse, contraction=1.0, noisy=(0.02, 0.05)):
-    return {"status": "ok", "params": params, "file_bytes": file_bytes, "macs": macs, "latency_ms": latency,
-            "test_mse": mse, "contraction": contraction, "noisy_mse_0.1": noisy[0], "noisy_mse_0.3": noisy[1]}
+    return {
+        "status": "ok",
+        "params": params,
+        "file_bytes": file_bytes,
+        "macs": macs,
+        "latency_ms": latency,
+        "test_mse": mse,
+        "contraction": contraction,
+        "noisy_mse_0.1": noisy[0],
+        "noisy_mse_0.3": noisy[1],
+    }
 
 
 def clf(params, acc1):

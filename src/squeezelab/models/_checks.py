@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, fx
 
 from squeezelab.errors import InputShapeError
 
@@ -15,6 +15,8 @@ def check_images(
     size: tuple[int, int] | None = None,
 ) -> None:
     """Require an (N, channels, H, W) batch with H, W >= min_size, or exactly ``size`` when given."""
+    if isinstance(x, fx.Proxy):  # symbolic tracing (FX int8 quantization) has no concrete shape to check
+        return
     shape = tuple(x.shape)
     if size is not None:
         expected = f"(N, {channels}, {size[0]}, {size[1]})"

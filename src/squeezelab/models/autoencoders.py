@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from squeezelab.models._checks import check_images, pair
 from squeezelab.models.fire import Fire
@@ -47,8 +47,8 @@ class _FlatInputAutoencoder(Autoencoder):
     """Dense models accept flattened images (N, C*H*W) as well as (N, C, H, W) batches."""
 
     def _flatten(self, x: Tensor) -> Tensor:
-        if x.dim() == 2 and x.shape[1] == self.in_features:
-            return x
+        if not isinstance(x, fx.Proxy) and x.dim() == 2 and x.shape[1] == self.in_features:
+            return x  # (FX tracing, for int8, takes the image path: its proxies have no concrete rank)
         check_images(x, self.name, self.in_chans, size=self.img_size)
         return x.flatten(1)
 

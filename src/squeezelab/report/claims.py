@@ -130,8 +130,9 @@ def squeezenet_alexnet_level(rows: Rows) -> Claim:
         verdict,
         f"top-1: {best} {squeeze['test_acc1']:.1%}, alexnet_cifar {alex['test_acc1']:.1%} "
         f"({abs(lead):.1f} points {'ahead' if lead >= 0 else 'behind'}; 'AlexNet-level' = at most "
-        f"{ALEXNET_LEVEL_POINTS:.0f} behind); {ratio:.1f}x fewer parameters (claim: about {PAPER_PARAMETER_RATIO:.0f}x, "
-        f"at least {ABOUT * PAPER_PARAMETER_RATIO:.0f}x)" + (trained if "epochs" in alex else ""),
+        f"{ALEXNET_LEVEL_POINTS:.0f} behind); {ratio:.1f}x fewer parameters "
+        f"(claim: about {PAPER_PARAMETER_RATIO:.0f}x, at least {ABOUT * PAPER_PARAMETER_RATIO:.0f}x)"
+        + (trained if "epochs" in alex else ""),
     )
 
 

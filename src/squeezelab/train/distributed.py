@@ -6,6 +6,7 @@ process (the default) each is a no-op; under ``torchrun`` they follow ``torch.di
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +22,15 @@ class ProcessGroup:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, order: torch.Tensor) -> torch.Tensor:
-        """This process's share of an epoch's sample order (strided, so shares differ by at most one)."""
+    def shard(self, order: torch.Tensor, equal: bool = False) -> torch.Tensor:
+        """This process's share of a sample order.
+
+        Strided, so the k-th local batches of all processes together are exactly the k-th global batch of the
+        unsharded order. ``equal`` first cuts the order to a multiple of the world size (at most N - 1 samples
+        left out): in training every process must take the same number of steps, or DDP waits forever.
+        """
+        if equal and self.world_size > 1:
+            order = order[: len(order) - len(order) % self.world_size]
         return order[self.rank :: self.world_size]
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
@@ -31,6 +39,20 @@ class ProcessGroup:
             values = values.clone()
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
+
+
+def init_distributed(device: torch.device) -> ProcessGroup:
+    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU, NCCL on CUDA).
+
+    A single process (no ``WORLD_SIZE`` above 1) stays alone; an already initialised group is kept.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return current_group()
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def current_group() -> ProcessGroup:

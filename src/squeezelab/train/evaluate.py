@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
-from squeezelab.data.folder import read_image_files
+from squeezelab.data.folder import IMAGE_EXTENSIONS, read_image_files
 from squeezelab.errors import SqueezelabError
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
 from squeezelab.models import create_model
@@ -42,6 +42,14 @@ class Checkpoint:
 
 
 def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    """A run directory (its best checkpoint), a ``.safetensors`` checkpoint or a compressed ``.sqz`` file."""
+    if Path(path).suffix == ".sqz":
+        from squeezelab.compress.load import load_sqz  # compress sits above train: imported on demand
+
+        if not Path(path).is_file():
+            raise SqueezelabError(f"compressed model not found: {path}")
+        model, meta = load_sqz(path)
+        return Checkpoint(model.to(resolve_device(device)), meta, Path(path))
     weights = resolve_checkpoint(path)
     state, meta = load_checkpoint(weights)
     spec = meta.get("model")
@@ -54,12 +62,14 @@ def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
-    """The model of a run directory (its best checkpoint) or a checkpoint file, in eval mode."""
+    """The model of a run directory (its best checkpoint), a checkpoint or a ``.sqz`` file, in eval mode."""
     return open_checkpoint(path, device).model
 
 
 def _split(ckpt: Checkpoint, splits: DataSplits, split: str) -> ImageDataset:
-    config = ckpt.meta["config"]
+    config = ckpt.meta.get("config")
+    if config is None and split != "test":
+        raise SqueezelabError(f"{ckpt.path} records no training run, so no {split} split; use --split test")
     if split == "test":
         if splits.test is None:
             raise SqueezelabError(
@@ -148,13 +158,37 @@ def evaluate(
 
 @torch.no_grad()
 def _outputs(
-    model: nn.Module, dataset: ImageDataset, transform: BatchTransform, batch_size: int, device: torch.device
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: ImageDataset,
+    transform: BatchTransform,
+    batch_size: int,
+    device: torch.device,
 ) -> torch.Tensor:
     chunks = []
     for begin in range(0, len(dataset), batch_size):
         images = dataset.images[begin : begin + batch_size].to(device)
         chunks.append(model(transform.normalize(images)).float().cpu())
     return torch.cat(chunks)
+
+
+def _image_paths(images: Sequence[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for the image files under it (recursively, sorted, hidden ones left out)."""
+    paths = []
+    for image in map(Path, images):
+        if not image.is_dir():
+            paths.append(image)
+            continue
+        found = sorted(
+            path
+            for path in image.rglob("*")
+            if path.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in path.relative_to(image).parts)
+            and path.is_file()
+        )
+        if not found:
+            raise SqueezelabError(f"{image} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        paths += found
+    return paths
 
 
 def predict(
@@ -165,17 +199,31 @@ def predict(
     on_bad_image: str = "error",
     device: str = "cpu",
 ) -> list[dict]:
-    """Classifiers: the top-k labels with probabilities per image. Autoencoders: the reconstruction error."""
-    ckpt = open_checkpoint(checkpoint, device)
-    channels, height, width = ckpt.input_shape
+    """Classifiers: the top-k labels with probabilities per image. Autoencoders: the reconstruction error.
+
+    ``checkpoint`` is a run directory, a checkpoint, or a file written by ``export``: ``.onnx`` (run with
+    onnxruntime) or TorchScript ``.pt``, which run on the CPU. ``images`` are files or folders of them.
+    """
+    from squeezelab.export import format_of, open_exported  # not at the top: squeezelab.export imports this module
+
+    if batch_size < 1:
+        raise SqueezelabError(f"the batch size must be at least 1, got {batch_size}")
+    if not Path(checkpoint).is_dir() and format_of(checkpoint):
+        source = open_exported(checkpoint)
+        model, model_device, reconstructs = source, torch.device("cpu"), source.kind == "autoencoder"
+    else:
+        source = open_checkpoint(checkpoint, device)
+        model, model_device = source.model, next(source.model.parameters()).device
+        reconstructs = isinstance(task_for(source.model), Reconstruction)
+    channels, height, width = source.input_shape
     if height != width:
         raise SqueezelabError(f"the model takes {height}x{width} images; predict handles square inputs only")
-    paths, pixels = read_image_files(images, size=height, grayscale=channels == 1, on_bad_image=on_bad_image)
-    model_device = next(ckpt.model.parameters()).device
-    outputs = _outputs(ckpt.model, ImageDataset(pixels, None, [], "predict"), ckpt.transform, batch_size, model_device)
-    task = task_for(ckpt.model)
+    paths, pixels = read_image_files(
+        _image_paths(images), size=height, grayscale=channels == 1, on_bad_image=on_bad_image
+    )
+    outputs = _outputs(model, ImageDataset(pixels, None, [], "predict"), source.transform, batch_size, model_device)
     results = []
-    if isinstance(task, Reconstruction):
+    if reconstructs:
         target = pixels.float() / 255
         errors, quality = mse(outputs, target).tolist(), psnr(outputs, target).tolist()
         for path, error, db in zip(paths, errors, quality, strict=True):
@@ -185,7 +233,7 @@ def predict(
     k = min(top_k, probabilities.shape[1])
     top = probabilities.topk(k, dim=1)
     for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist(), strict=True):
-        labels = [ckpt.classes[i] if i < len(ckpt.classes) else str(i) for i in indices]
+        labels = [source.classes[i] if i < len(source.classes) else str(i) for i in indices]
         results.append(
             {
                 "image": str(path),

@@ -31,7 +31,7 @@ from squeezelab.train.checkpoint import (
     save_checkpoint,
 )
 from squeezelab.train.config import TrainConfig
-from squeezelab.train.distributed import ProcessGroup, current_group
+from squeezelab.train.distributed import ProcessGroup, init_distributed, local_rank
 from squeezelab.train.tasks import Classification, Reconstruction, task_for
 
 
@@ -179,11 +179,24 @@ class Trainer:
         group: ProcessGroup | None = None,
     ) -> None:
         self.cfg = cfg
-        self.group = group or current_group()
         self.device = resolve_device(cfg.device)
+        self.group = group or init_distributed(self.device)
+        if self.group.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", local_rank())  # one GPU per process
         self.model = model.to(self.device)
         self.task = task_for(model, cfg.loss, cfg.label_smoothing, cfg.contractive_weight, cfg.n_projections)
         validate_config(cfg, self.task)
+        if self.group.world_size > 1 and cfg.contractive_weight:
+            # The penalty runs the encoder outside the model's forward, where DDP cannot see its gradients.
+            raise SqueezelabError("contractive training runs in one process; start it without torchrun")
+        # Training steps go through DDP, which averages gradients over processes; evaluation and checkpoints
+        # use the plain module.
+        self.train_model = self.model
+        if self.group.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         if isinstance(self.task, Classification) and splits.train.labels is None:
             raise SqueezelabError(f"{cfg.model} is a classifier but {splits.spec} has no labels")
         self.splits = splits
@@ -231,6 +244,7 @@ class Trainer:
             "metrics": metrics,
             "best": {"monitor": self.monitor, "epoch": self.history.best_epoch, "value": self.history.best_value},
             "trained_seconds": self.trained_seconds,
+            "world_size": self.group.world_size,
             "scheduler": self.scheduler.state_dict(),
             "config": self.cfg.to_dict(),
         }
@@ -253,6 +267,13 @@ class Trainer:
         self.start_epoch = meta["epoch"]
         self.trained_seconds = meta["trained_seconds"]
         self.history.best_epoch, self.history.best_value = meta["best"]["epoch"], meta["best"]["value"]
+        trained_with = meta.get("world_size", 1)
+        if trained_with != self.group.world_size and self.group.is_main:
+            print(
+                f"resuming a run trained with {trained_with} process(es) in {self.group.world_size}: the global batch "
+                f"stays {self.cfg.batch_size}, each process now takes {self.cfg.batch_size // self.group.world_size}",
+                file=sys.stderr,
+            )
         metrics_path = self.run_dir / "metrics.jsonl"
         lines = metrics_path.read_text(encoding="utf-8").splitlines() if metrics_path.exists() else []
         # Epochs logged after the checkpoint (a crash between the two writes) are dropped and trained again.
@@ -297,7 +318,7 @@ class Trainer:
             if cfg.shuffle
             else torch.arange(n, device=self.device)
         )
-        order = self.group.shard(order)
+        order = self.group.shard(order, equal=True)
         local_batch = cfg.batch_size // self.group.world_size
         totals = None
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
@@ -312,12 +333,14 @@ class Trainer:
         )
         start = time.perf_counter()
         out_of_time = False
+        world = self.group.world_size
+        global_samples = len(order) * world
         for step, begin in enumerate(range(0, len(order), local_batch)):
             index = order[begin : begin + local_batch]
             labels = None if self.labels is None else self.labels[index]
             with autocast:
                 loss, stats, _ = self.task.batch(
-                    self.model, self.images[index], labels, self.transform, True, generator
+                    self.train_model, self.images[index], labels, self.transform, True, generator
                 )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -326,6 +349,11 @@ class Trainer:
                     + "lower --lr or set --grad-clip"
                 )
             self.optimizer.zero_grad(set_to_none=True)
+            if world > 1:
+                # DDP averages the processes' mean losses; weighting each by its share of this global batch
+                # makes that the global batch's mean, also for a last batch that does not split evenly.
+                global_batch = min(cfg.batch_size, global_samples - step * cfg.batch_size)
+                loss = loss * (len(index) * world / global_batch)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)

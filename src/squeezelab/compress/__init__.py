@@ -1,0 +1,42 @@
+"""Deep Compression (Han et al.): pruning, weight sharing and entropy coding into ``.sqz`` files."""
+
+from squeezelab.compress.container import (
+    CodedTensor,
+    RawTensor,
+    SparseTensor,
+    SqzModel,
+    decode_state_dict,
+    read_sqz,
+    sqz_from_bytes,
+    sqz_to_bytes,
+    write_sqz,
+)
+from squeezelab.compress.entropy import (
+    CodingStats,
+    coding_stats,
+    decode,
+    empirical_entropy_bits,
+    encode,
+    quantize_frequencies,
+)
+from squeezelab.compress.sparse import sparse_decode, sparse_encode
+
+__all__ = [
+    "CodedTensor",
+    "CodingStats",
+    "RawTensor",
+    "SparseTensor",
+    "SqzModel",
+    "coding_stats",
+    "decode",
+    "decode_state_dict",
+    "empirical_entropy_bits",
+    "encode",
+    "quantize_frequencies",
+    "read_sqz",
+    "sparse_decode",
+    "sparse_encode",
+    "sqz_from_bytes",
+    "sqz_to_bytes",
+    "write_sqz",
+]

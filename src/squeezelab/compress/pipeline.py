@@ -1,0 +1,295 @@
+"""``compress(model, data, config)``: Deep Compression's three stages, measured after each one.
+
+prune (iteratively, fine-tuning in between) -> share weights (k-means per layer, then fine-tune the
+centroids) -> entropy-code indices and sparse positions into a ``.sqz`` file. Every size reported is the
+length of a file this module wrote and ``read_sqz`` decodes back into the model that was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from squeezelab.compress.container import CodedTensor, RawTensor, SparseTensor, SqzModel, sqz_to_bytes
+from squeezelab.compress.prune import (
+    apply_masks,
+    check_density,
+    magnitude_masks,
+    model_density,
+    prunable_layers,
+    prune_schedule,
+)
+from squeezelab.compress.share import check_bits, share_weights, shared_layers
+from squeezelab.data import DataSplits
+from squeezelab.errors import SqueezelabError
+from squeezelab.train.checkpoint import atomic_write, json_default
+from squeezelab.train.config import TrainConfig
+from squeezelab.train.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    density: float = 0.33  # fraction of conv/fc weights kept (the paper's SqueezeNet: 33%)
+    scope: Literal["layer", "global"] = "layer"
+    prune_steps: int = 3
+    finetune_epochs: int = 1  # after every pruning step
+    conv_bits: int = 8
+    fc_bits: int = 5
+    centroid_epochs: int = 1
+    gap_bits: int = 5
+    coder: Literal["ans", "huffman"] = "ans"
+    small_dtype: Literal["float16", "float32"] = "float16"  # biases, batch-norm statistics
+    lr_scale: float = 0.1  # fine-tuning learning rate, as a fraction of the training run's peak rate
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_density(self.density)
+        check_bits(self.conv_bits)
+        check_bits(self.fc_bits)
+        if not 1 <= self.gap_bits <= 16:
+            raise SqueezelabError(f"gap bits must be in 1..16, got {self.gap_bits}")
+        if self.prune_steps < 1:
+            raise SqueezelabError(f"prune steps must be at least 1, got {self.prune_steps}")
+        if self.finetune_epochs < 0 or self.centroid_epochs < 0:
+            raise SqueezelabError("fine-tuning epochs cannot be negative")
+        if self.coder not in ("ans", "huffman"):
+            raise SqueezelabError(f"coder must be ans or huffman, got {self.coder!r}")
+        if self.small_dtype not in ("float16", "float32"):
+            raise SqueezelabError(f"small tensors are stored as float16 or float32, not {self.small_dtype!r}")
+
+
+@dataclass
+class Stage:
+    name: str
+    bytes: int
+    fp32_bytes: int
+    density: float
+    bits_per_weight: float  # file bits per conv/fc weight, zeros included
+    metric: str | None = None
+    value: float | None = None
+    seconds: float = 0.0
+    file: str | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.fp32_bytes / self.bytes
+
+
+@dataclass
+class Compressed:
+    model: nn.Module  # the shared-weight model: its outputs are what the .sqz file decodes to
+    stages: list[Stage]
+    sqz: SqzModel
+    coding: dict
+
+
+def _weights_count(model: nn.Module) -> int:
+    return sum(m.weight.numel() for m in prunable_layers(model).values())
+
+
+def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with parametrized weights as the network sees them, under their usual keys."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if ".parametrizations." in key:
+            continue
+        state[key] = value
+    for name, module in prunable_layers(model).items():
+        state[f"{name}.weight" if name else "weight"] = module.weight.detach()
+    return {k: state[k] for k in sorted(state)}
+
+
+def round_small_tensors(model: nn.Module, dtype: str) -> None:
+    """Round what the file stores as float16 in the model itself, so the file decodes to this exact model."""
+    if dtype == "float32":
+        return
+    weights = {f"{name}.weight" for name in prunable_layers(model)}
+    with torch.no_grad():
+        for key, tensor in model.state_dict(keep_vars=True).items():
+            if key in weights or ".parametrizations." in key or not tensor.is_floating_point():
+                continue
+            tensor.copy_(tensor.to(torch.float16).to(tensor.dtype))
+
+
+def to_sqz(model: nn.Module, meta: dict, cfg: CompressConfig, coder: str | None = None) -> SqzModel:
+    """The model as a ``.sqz`` record list: shared layers coded, pruned-only layers sparse, the rest raw."""
+    spec = getattr(model, "squeezelab_spec", None)
+    if spec is None:
+        raise SqueezelabError("only models built by create_model can be written to .sqz (the file names the model)")
+    coder = coder or cfg.coder
+    shared = shared_layers(model)
+    layers = prunable_layers(model)
+    tensors = []
+    for key, value in plain_state(model).items():
+        layer = key.rsplit(".", 1)[0]
+        if key.endswith(".weight") and layer in shared:
+            s = shared[layer]
+            codebook = s.codebook.detach().cpu().float().numpy()
+            tensors.append(CodedTensor(key, tuple(value.shape), codebook, s.indices.cpu().numpy(), cfg.gap_bits, coder))
+        elif key.endswith(".weight") and layer in layers:
+            tensors.append(SparseTensor(key, value.detach().cpu().float().numpy(), cfg.gap_bits, coder))
+        else:
+            dtype = cfg.small_dtype if value.is_floating_point() else "int64"
+            tensors.append(RawTensor(key, value.detach().cpu(), dtype))
+    return SqzModel(model={"name": spec["name"], "kwargs": spec["kwargs"]}, meta=meta, tensors=tensors)
+
+
+class _Evaluator:
+    """Validation metric and fine-tuning with the recipe the model was trained with."""
+
+    def __init__(self, splits: DataSplits | None, recipe: TrainConfig | None, cfg: CompressConfig, verbose: int):
+        self.splits, self.recipe, self.cfg, self.verbose = splits, recipe, cfg, verbose
+        self._trainer: Trainer | None = None
+
+    def trainer(self, model: nn.Module, epochs: int) -> Trainer:
+        recipe = self.recipe.updated(
+            epochs=max(1, epochs),
+            lr=self.recipe.lr * self.cfg.lr_scale,
+            schedule="cosine",
+            warmup_epochs=0.0,
+            max_time=None,
+            early_stopping=None,
+            seed=self.cfg.seed,
+        )
+        return Trainer(model, self.splits, recipe, None, verbose=self.verbose)
+
+    def measure(self, model: nn.Module) -> tuple[str | None, float | None]:
+        if self.splits is None:
+            return None, None
+        trainer = self.trainer(model, 1)
+        data = trainer.val_data if trainer.val_data is not None else trainer.train_data
+        metrics = trainer.evaluate(data)
+        name = "acc1" if "acc1" in metrics else "mse"
+        return f"val_{name}", metrics[name]
+
+    def can_finetune(self, epochs: int) -> bool:
+        return self.splits is not None and epochs > 0
+
+    def finetune(self, model: nn.Module, epochs: int) -> None:
+        if self.can_finetune(epochs):
+            self.trainer(model, epochs).run()
+
+
+def compress(
+    model: nn.Module,
+    data: DataSplits | None = None,
+    config: CompressConfig | None = None,
+    *,
+    recipe: TrainConfig | None = None,
+    meta: dict | None = None,
+    out_dir: str | Path | None = None,
+    verbose: int = 1,
+) -> Compressed:
+    """Prune, share and entropy-code ``model`` (in place); return the stages and the final ``.sqz`` content.
+
+    With ``data`` and the ``recipe`` the model was trained with, every stage is fine-tuned and its validation
+    metric measured on the split that training held out. ``out_dir`` receives ``pruned.sqz`` (after the last
+    pruning step), ``model.sqz`` and ``stages.json``.
+    """
+    cfg = config or CompressConfig()
+    if data is not None and recipe is None:
+        raise SqueezelabError("fine-tuning needs the training recipe (the TrainConfig the model was trained with)")
+    evaluator = _Evaluator(data, recipe, cfg, verbose)
+    meta = meta or {}
+    out = Path(out_dir) if out_dir is not None else None
+    n_weights = _weights_count(model)
+    fp32_bytes = len(save_safetensors({k: v.contiguous().cpu() for k, v in plain_state(model).items()}))
+    stages: list[Stage] = []
+
+    def file_bytes(name: str | None, coder: str | None = None) -> tuple[int, dict]:
+        data, stats = sqz_to_bytes(to_sqz(model, meta, cfg, coder))
+        if out is not None and name is not None:
+            atomic_write(out / name, data)
+        return len(data), stats
+
+    def record(name: str, nbytes: int, started: float, file: str | None = None) -> Stage:
+        metric, value = evaluator.measure(model)
+        stage = Stage(
+            name,
+            nbytes,
+            fp32_bytes,
+            model_density(model),
+            8 * nbytes / n_weights,
+            metric,
+            value,
+            time.perf_counter() - started,
+            file,
+        )
+        stages.append(stage)
+        if verbose:
+            shown = f"  {metric} {value:.4f}" if metric else ""
+            print(
+                f"{name:<30} {nbytes:>11,} bytes  {stage.ratio:6.1f}x  density {stage.density:.3f}"
+                f"  {stage.bits_per_weight:5.2f} bits/weight{shown}  ({stage.seconds:.0f} s)",
+                flush=True,
+            )
+        return stage
+
+    record("fp32 (safetensors)", fp32_bytes, time.perf_counter())
+    steps = prune_schedule(cfg.density, cfg.prune_steps)
+    for i, density in enumerate(steps):
+        started = time.perf_counter()
+        apply_masks(model, magnitude_masks(model, density, cfg.scope))
+        evaluator.finetune(model, cfg.finetune_epochs)
+        last = i == len(steps) - 1
+        nbytes, _ = file_bytes("pruned.sqz" if last else None)
+        record(f"pruned to {density:.1%}", nbytes, started, "pruned.sqz" if last and out else None)
+
+    started = time.perf_counter()
+    round_small_tensors(model, cfg.small_dtype)
+    share_weights(model, cfg.conv_bits, cfg.fc_bits)
+    bits = f"{cfg.conv_bits}" if cfg.conv_bits == cfg.fc_bits else f"{cfg.conv_bits}/{cfg.fc_bits}"
+    shared_name = f"shared, {bits}-bit, {cfg.coder}-coded"
+    if evaluator.can_finetune(cfg.centroid_epochs):
+        record(shared_name, file_bytes(None)[0], started)
+        started = time.perf_counter()
+        evaluator.finetune(model, cfg.centroid_epochs)
+        # Fine-tuning moves the float16-stored tensors too; round them again so the file decodes to this model.
+        round_small_tensors(model, cfg.small_dtype)
+        shared_name = "+ centroids fine-tuned"
+    nbytes, stats = file_bytes("model.sqz")
+    final = record(shared_name, nbytes, started, "model.sqz" if out else None)
+    coding = {cfg.coder: _coding_summary(stats)}
+    other = "huffman" if cfg.coder == "ans" else "ans"
+    other_bytes, other_stats = file_bytes(None, other)
+    coding[other] = _coding_summary(other_stats)
+    final.detail = {"coding": coding, f"bytes_with_{other}": other_bytes}
+
+    sqz = to_sqz(model, meta, cfg)
+    if out is not None:
+        atomic_write(
+            out / "stages.json",
+            json.dumps(
+                {"config": asdict(cfg), "stages": [asdict(s) | {"ratio": s.ratio} for s in stages], "coding": coding},
+                indent=2,
+                default=json_default,
+            ),
+        )
+    return Compressed(model, stages, sqz, coding)
+
+
+def _coding_summary(stats: dict) -> dict:
+    """Coded bits against the empirical entropy, over all coded tensors, for the index and the gap streams."""
+    summary = {}
+    for stream in ("indices", "gaps"):
+        parts = [t[stream] for t in stats["tensors"].values() if stream in t]
+        coded = sum(p.coded_bits for p in parts)
+        entropy = sum(p.entropy_bits for p in parts)
+        summary[stream] = {
+            "symbols": sum(p.symbols for p in parts),
+            "coded_bits": coded,
+            "entropy_bits": entropy,
+            "ratio": coded / entropy if entropy else None,
+        }
+    tables = sum(t["bytes"].get("index_freqs", 0) + t["bytes"].get("gap_freqs", 0) for t in stats["tensors"].values())
+    summary["frequency_table_bytes"] = tables
+    summary["file_bytes"] = stats["bytes"]
+    return summary
