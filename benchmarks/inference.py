@@ -11,6 +11,8 @@ classes); squeeze_ae and dense_ae at 1x28x28, batch 256. Paths, all on the same 
 - torch int8: ``quantize_int8`` (FX, x86 backend) calibrated on random images: valid for speed, not accuracy.
 - onnxruntime fp32: the file ``export()`` writes (verified), run by ``open_exported``.
 - onnxruntime int8: the QDQ file of ``export(int8=True)``'s quantizer, calibrated on random images as well.
+- torch.compile: the eval model through inductor (gcc here), not a path squeezelab ships; its compile time
+  is printed.
 
 Each path is warmed up, then timed in blocks of calls, the blocks of all paths taking turns for
 ``--rounds`` rounds so that a drift in machine speed hits every path alike; the figure is the median call.
@@ -60,8 +62,9 @@ WORKLOADS = [
 BASELINE = "torch fp32"
 
 
-def paths(workload: Workload, folder: Path) -> dict[str, Callable[[], Tensor]]:
-    """Each path as a call that runs one batch; all on one random-initialised model and one random batch."""
+def paths(workload: Workload, folder: Path) -> tuple[dict[str, Callable[[], Tensor]], float]:
+    """Each path as a call that runs one batch, all on one random-initialised model and one random batch;
+    and the seconds torch.compile took."""
     torch.manual_seed(0)
     model = create_model(workload.model, **workload.kwargs).eval()
     x = torch.rand(workload.batch, *workload.shape)  # a bare model takes images in [0, 1]
@@ -71,13 +74,20 @@ def paths(workload: Workload, folder: Path) -> dict[str, Callable[[], Tensor]]:
     fp32_file = export(model, folder / f"{workload.model}.onnx", input_size=workload.shape)
     onnx_fp32 = open_exported(fp32_file.path)
     onnx_int8 = OnnxModel(quantize_qdq(fp32_file.path.read_bytes(), calibration, fp32_file.meta))
-    return {
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        compiled(x)
+    compile_seconds = time.perf_counter() - start
+    calls = {
         BASELINE: lambda: model(x),
         "torch channels-last": lambda: channels_last(x.contiguous(memory_format=torch.channels_last)),
         "torch int8 (FX, x86)": lambda: int8(x),
         "onnxruntime fp32": lambda: onnx_fp32(x),
         "onnxruntime int8 (QDQ)": lambda: onnx_int8(x),
+        "torch.compile (not shipped)": lambda: compiled(x),
     }
+    return calls, compile_seconds
 
 
 def block_size(call: Callable[[], Tensor], seconds: float) -> int:
@@ -89,7 +99,7 @@ def block_size(call: Callable[[], Tensor], seconds: float) -> int:
 
 
 def measure(workload: Workload, rounds: int, seconds: float, peak: float, folder: Path) -> dict:
-    runs = paths(workload, folder)
+    runs, compile_seconds = paths(workload, folder)
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         blocks = {name: block_size(call, seconds) for name, call in runs.items()}
@@ -119,12 +129,19 @@ def measure(workload: Workload, rounds: int, seconds: float, peak: float, folder
     baseline = next(r["images_per_s"] for r in rows if r["path"] == BASELINE)
     for row in rows:
         row["vs_baseline"] = row["images_per_s"] / baseline
-    return {"workload": workload.name, "macs": macs, "batch": workload.batch, "rows": rows}
+    return {
+        "workload": workload.name,
+        "macs": macs,
+        "batch": workload.batch,
+        "compile_seconds": compile_seconds,
+        "rows": rows,
+    }
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"**{result['workload']}** ({result['macs'] / 1e6:.3g}M MACs per image)",
+        f"**{result['workload']}** ({result['macs'] / 1e6:.3g}M MACs per image; "
+        f"torch.compile took {result['compile_seconds']:.0f} s)",
         "",
         "| path | images/s | ms per batch | GFLOP/s | of peak | vs torch fp32 |",
         "|---|---:|---:|---:|---:|---:|",

@@ -1,4 +1,8 @@
-"""squeezelab: compact SqueezeNet-family networks and autoencoders, measured against traditional ones."""
+"""squeezelab: compact SqueezeNet-family networks and autoencoders, measured against traditional ones.
+
+Deep Compression is ``squeezelab.compress.compress`` and deployment ``squeezelab.export.export``: they stay in
+their subpackages, since a function re-exported here under the subpackage's own name would shadow it.
+"""
 
 from squeezelab.data import load_dataset
 from squeezelab.models import create_model, list_models

@@ -602,7 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
         "source", metavar="RUN|CHECKPOINT|SQZ", help="a run directory, a .safetensors checkpoint or a .sqz file"
     )
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default: onnx")
-    p.add_argument("-o", "--out", help="output file (default: the checkpoint's name with .onnx or .pt)")
+    p.add_argument(
+        "-o", "--out", help="output file (default: the checkpoint's name with .onnx or .pt, -int8.onnx with --int8)"
+    )
     p.add_argument("--input", metavar="CxHxW", help="input size, CxHxW or HxW (default: the trained size)")
     p.add_argument(
         "--int8", action="store_true", help="quantize to int8 (QDQ ONNX), calibrated on the run's training images"

@@ -13,6 +13,7 @@ from squeezelab.compress.container import (
     MAX_ELEMENTS,
     CodedTensor,
     RawTensor,
+    SparseTensor,
     SqzModel,
     decode_state_dict,
     read_sqz,
@@ -93,7 +94,7 @@ def assemble(header: object, payload: bytes, version: int = 1) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-# A small valid file for the fuzz tests: one coded tensor of each coder and raws of each dtype.
+# A small valid file for the fuzz tests: one coded tensor of each coder, raws of each dtype and a sparse one.
 SMALL = SqzModel(
     {"name": "m", "kwargs": {}},
     {"classes": ["a", "b"]},
@@ -104,6 +105,7 @@ SMALL = SqzModel(
         CodedTensor("b.weight", (3, 7), np.ones(3, np.float16), pruned_indices((3, 7), 3, 0.6, 1), 3, "huffman"),
         RawTensor("b.bias", torch.randn(3), "float16"),
         RawTensor("n", torch.tensor(4), "int64"),
+        SparseTensor("c.weight", np.where(np.arange(40) % 3 == 0, np.linspace(-1, 1, 40), 0).reshape(5, 8), 2, "ans"),
     ],
 )
 SMALL_BYTES, _ = sqz_to_bytes(SMALL)
@@ -375,3 +377,16 @@ def test_payload_edits_behind_a_valid_checksum_fail_cleanly(edits):
     except SqueezelabError:
         return
     decode_state_dict(sqz)  # the entropy coders decode some streams that were never encoded: still tensors
+
+
+@pytest.mark.parametrize("value_dtype", ["float32", "float16"])
+def test_sparse_tensor_round_trip_keeps_values_and_zeros(value_dtype):
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((7, 300)).astype(np.float32)
+    dense[rng.random(dense.shape) < 0.9] = 0  # long runs of zeros need filler entries at 3 gap bits
+    sqz = SqzModel({"name": "m", "kwargs": {}}, {}, [SparseTensor("w", dense, 3, "huffman", value_dtype)])
+    data, stats = sqz_to_bytes(sqz)
+    back = decode_state_dict(sqz_from_bytes(data))["w"]
+    expected = dense.astype(value_dtype).astype(np.float32)
+    np.testing.assert_array_equal(back.numpy(), expected)
+    assert stats["tensors"]["w"]["n_entries"] > stats["tensors"]["w"]["kept"]  # fillers were needed

@@ -19,9 +19,15 @@ from squeezelab.compress.entropy import (
     encode,
     quantize_frequencies,
 )
+from squeezelab.compress.load import load_sqz
+from squeezelab.compress.pipeline import CompressConfig, Compressed, compress
 from squeezelab.compress.sparse import sparse_decode, sparse_encode
 
 __all__ = [
+    "CompressConfig",
+    "Compressed",
+    "compress",
+    "load_sqz",
     "CodedTensor",
     "CodingStats",
     "RawTensor",

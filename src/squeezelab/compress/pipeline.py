@@ -61,6 +61,8 @@ class CompressConfig:
             raise SqueezelabError("fine-tuning epochs cannot be negative")
         if self.coder not in ("ans", "huffman"):
             raise SqueezelabError(f"coder must be ans or huffman, got {self.coder!r}")
+        if not self.lr_scale > 0:
+            raise SqueezelabError(f"the fine-tuning learning-rate scale must be positive, got {self.lr_scale}")
         if self.small_dtype not in ("float16", "float32"):
             raise SqueezelabError(f"small tensors are stored as float16 or float32, not {self.small_dtype!r}")
 

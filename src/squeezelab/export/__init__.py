@@ -230,7 +230,7 @@ def export(
             checks.append(verify_int8(model, load_runner(format, data), images.verification, transform, reconstructs))
             if not checks[-1].passed:
                 raise VerificationError(
-                    f"the int8 {format} file strays too far from {name} in PyTorch fp32: {checks[-1].describe()}; "
+                    f"the int8 ONNX file strays too far from {name} in PyTorch fp32: {checks[-1].describe()}; "
                     f"{path} was not written"
                 )
     atomic_write(path, data)
