@@ -298,7 +298,7 @@ def test_header_length_beyond_the_file_is_rejected():
 
 
 def test_every_truncation_is_rejected():
-    for size in range(len(SMALL_BYTES)):  # every length: 768 of them
+    for size in range(len(SMALL_BYTES)):  # every length: 997 of them
         with pytest.raises(SqueezelabError):
             sqz_from_bytes(SMALL_BYTES[:size])
 
