@@ -110,7 +110,9 @@ class _PeakMemory(TorchDispatchMode):
         return out
 
 
-def _median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup``, synchronising CUDA around each."""
+
     def timed() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -143,8 +145,8 @@ def profile_model(
         with torch.inference_mode():
             one = torch.rand(1, *input_shape, device=device)
             batch = torch.rand(batch_size, *input_shape, device=device)
-            latency = _median_seconds(lambda: model(one), device, warmup, repeats)
-            batch_seconds = _median_seconds(lambda: model(batch), device, warmup, repeats)
+            latency = median_seconds(lambda: model(one), device, warmup, repeats)
+            batch_seconds = median_seconds(lambda: model(batch), device, warmup, repeats)
             tracker = _PeakMemory()
             with tracker:
                 model(batch)

@@ -7,7 +7,6 @@ training images; the x86 backend runs the int8 convolutions with VNNI where the 
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -16,6 +15,7 @@ from torch import Tensor, nn
 
 from squeezelab.data import BatchTransform
 from squeezelab.errors import SqueezelabError
+from squeezelab.profile import median_seconds
 
 CALIBRATION_BATCHES = 16
 CALIBRATION_BATCH_SIZE = 32
@@ -62,11 +62,5 @@ def quantize_int8(model: nn.Module, calibration: Iterable[Tensor], backend: str 
 
 def latency_ms(model: nn.Module, x: Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of one forward pass in milliseconds."""
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return 1e3 * sorted(times)[len(times) // 2]
+        return 1e3 * median_seconds(lambda: model(x), x.device, warmup, repeats)

@@ -31,7 +31,7 @@ from squeezelab.data import DataSplits
 from squeezelab.errors import SqueezelabError
 from squeezelab.train.checkpoint import atomic_write, json_default
 from squeezelab.train.config import TrainConfig
-from squeezelab.train.trainer import Trainer
+from squeezelab.train.trainer import Trainer, evaluate_split
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class _Evaluator:
 
     def __init__(self, splits: DataSplits | None, recipe: TrainConfig | None, cfg: CompressConfig, verbose: int):
         self.splits, self.recipe, self.cfg, self.verbose = splits, recipe, cfg, verbose
-        self._trainer: Trainer | None = None
+        self._scoring: tuple | None = None  # (task, split, transform, device), the same for every stage
 
     def trainer(self, model: nn.Module, epochs: int) -> Trainer:
         recipe = self.recipe.updated(
@@ -166,9 +166,13 @@ class _Evaluator:
     def measure(self, model: nn.Module) -> tuple[str | None, float | None]:
         if self.splits is None:
             return None, None
-        trainer = self.trainer(model, 1)
-        data = trainer.val_data if trainer.val_data is not None else trainer.train_data
-        metrics = trainer.evaluate(data)
+        if self._scoring is None:
+            # A Trainer settles the split, normalisation and device once; later stages reuse them rather than
+            # splitting and copying the dataset (and building an optimizer) again for every measurement.
+            t = self.trainer(model, 1)
+            self._scoring = (t.task, t.val_data if t.val_data is not None else t.train_data, t.transform, t.device)
+        task, data, transform, device = self._scoring
+        metrics = evaluate_split(model.to(device), task, data, transform, self.recipe.batch_size, device)
         name = "acc1" if "acc1" in metrics else "mse"
         return f"val_{name}", metrics[name]
 
