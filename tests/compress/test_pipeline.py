@@ -152,3 +152,10 @@ def test_compress_refuses_to_replace_a_compressed_model(fresh):
     with pytest.raises(SqueezelabError, match="--overwrite"):
         compress_run(None, out, CompressConfig(), model_name="dense_ae", verbose=0)
     assert read_sqz(out / "model.sqz").model["name"] == "squeezenet_cifar"
+
+
+def test_a_file_without_a_training_run_cannot_be_fine_tuned(fresh, tmp_path, capsys):
+    _, _, out = fresh
+    assert main(["compress", str(out / "model.sqz"), "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "records no training run" in err and len(err.strip().splitlines()) == 1

@@ -61,6 +61,10 @@ def _source(source: str | None, model_name: str | None, model_kwargs: dict):
         model = create_model(model_name, **model_kwargs)
         return model, fresh_meta(model, model_name), None, None
     ckpt = open_checkpoint(source)
+    if "config" not in ckpt.meta:
+        raise SqueezelabError(
+            f"{source} records no training run to fine-tune with; compress it with --model NAME instead"
+        )
     meta = {k: ckpt.meta[k] for k in ("model", "task", "data", "config") if k in ckpt.meta}
     recipe = TrainConfig.from_dict(ckpt.meta["config"])
     data = ckpt.meta["data"]
