@@ -8,9 +8,9 @@ import time
 import torch
 
 
-def matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:
-    """Best-of-``repeats`` fp32 GFLOP/s of an n x n matmul: the practical compute ceiling of this machine."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(n: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best-of-``repeats`` GFLOP/s of an n x n matmul: the practical compute ceiling of this machine."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(repeats):

@@ -8,7 +8,8 @@ process; runs alternate (loop, fit, loop, fit, ...) so drifts in machine speed h
 gives the best epoch of each and the ratio of best to best and of median to median: a dense_ae epoch on
 MNIST takes half a second, so single epochs vary by 10% or more. ``fit()`` must reach >= 0.95x the minimal
 loop. Achieved GFLOP/s count a training step as 3x the forward FLOPs (forward, and backward for activations
-and weights).
+and weights). The second workload is the ``fast-cifar10`` preset's model and precision (bf16 autocast,
+channels-last), both loops alike; the bf16 matmul peak is printed beside the fp32 one.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from _common import machine, matmul_peak_gflops
 
 from squeezelab.data import DataSplits, ImageDataset, load_dataset, normalize
 from squeezelab.profile import count_macs
-from squeezelab.train import TrainConfig, fit
+from squeezelab.train import TrainConfig, fit, preset
 from squeezelab.train.trainer import create_model_for
 
 
 def minimal_loop(model, data: ImageDataset, cfg: TrainConfig, mean, std, reconstruction: bool) -> float:
     """The loop a person would write by hand; returns training images/s of one epoch."""
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     model.train()
     start = time.perf_counter()
     order = torch.randperm(len(data))
@@ -38,7 +41,10 @@ def minimal_loop(model, data: ImageDataset, cfg: TrainConfig, mean, std, reconst
         index = order[begin : begin + cfg.batch_size]
         images = data.images[index]
         x = normalize(images, mean, std)
-        out = model(x)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = model(x).float()
         loss = F.mse_loss(out, images.float() / 255) if reconstruction else F.cross_entropy(out, data.labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -51,8 +57,8 @@ def compare(name: str, model_name: str, data: ImageDataset, cfg: TrainConfig, ro
     reconstruction = model_name.endswith("_ae")
     mean, std = ((0.0,) * data.channels, (1.0,) * data.channels) if reconstruction else (splits.mean, splits.std)
     torch.manual_seed(0)
-    hand_model = create_model_for(model_name, {}, data)
-    fit_model = create_model_for(model_name, {}, data)
+    hand_model = create_model_for(model_name, cfg.model_kwargs, data)
+    fit_model = create_model_for(model_name, cfg.model_kwargs, data)
     hand, fitted = [], []
     for _ in range(rounds):
         hand.append(minimal_loop(hand_model, data, cfg, mean, std, reconstruction))
@@ -87,7 +93,8 @@ def main() -> None:
     args = parser.parse_args()
 
     peak = matmul_peak_gflops()
-    print(f"machine: {machine()}; fp32 matmul peak {peak:.0f} GFLOP/s")
+    bf16_peak = matmul_peak_gflops(dtype=torch.bfloat16)
+    print(f"machine: {machine()}; matmul peak fp32 {peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
     one_epoch = dict(epochs=1, validation_split=0.0, shuffle=True, optimizer="sgd", momentum=0.9, normalize="auto")
     cifar = load_dataset(args.cifar, progress=False).train
     cifar = cifar.subset(torch.randperm(len(cifar), generator=torch.Generator().manual_seed(0))[: args.cifar_images])
@@ -98,6 +105,20 @@ def main() -> None:
             "squeezenet_cifar",
             cifar,
             TrainConfig(batch_size=128, lr=0.01, **one_epoch),
+            args.rounds,
+        ),
+        compare(
+            "squeezenet_cifar, fast-cifar10 model and precision (BN, bf16, channels-last)",
+            "squeezenet_cifar",
+            cifar,
+            TrainConfig(
+                batch_size=512,
+                lr=0.01,
+                model_kwargs=preset("fast-cifar10").model_kwargs,
+                bf16=True,
+                channels_last=True,
+                **one_epoch,
+            ),
             args.rounds,
         ),
         compare(
@@ -119,9 +140,11 @@ def main() -> None:
             f"{r['loop_images_per_s']:,.0f} | {r['fit_images_per_s']:,.0f} | {r['ratio']:.3f} | "
             f"{r['median_ratio']:.3f} | {r['train_gflops']:.1f} | {r['train_gflops'] / peak:.1%} |"
         )
+    print("GFLOP/s are counted in the step's own precision; 'of peak' is against the fp32 matmul peak.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "matmul_peak_gflops": peak, "results": results}, f, indent=2)
+            summary = {"machine": machine(), "matmul_peak_gflops": peak, "bf16_matmul_peak_gflops": bf16_peak}
+            json.dump({**summary, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -263,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir=out,
         device=args.device,
         progress=not args.json,
+        tta_flip=args.tta_flip,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -510,13 +511,16 @@ def build_parser() -> argparse.ArgumentParser:
             "squeezelab train dense_ae --data digits --image-size 28 --epochs 20",
             "squeezelab train --preset seed-mnist-ae --data mnist:../shared/data/mnist",
             "squeezelab train --preset seed-cifar10 --data folder:../shared/data/cifar10/cifar10-train-jpg.tar",
+            "squeezelab train --preset fast-cifar10 --data folder:../shared/data/cifar10/cifar10-train-jpg.tar",
+            "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --device cuda --bf16 --channels-last "
+            "--compile",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --download --optimizer sgd --lr 0.05 "
             "--schedule onecycle --crop-padding 4 --flip --name sqz",
             "squeezelab train --resume runs/sqz --epochs 60",
         ),
     )
     p.add_argument("model", nargs="?", help="a registered model (default: the preset's, else squeezenet_cifar)")
-    p.add_argument("--preset", help="a named recipe: seed-cifar10, seed-mnist-ae")
+    p.add_argument("--preset", help="a named recipe: fast-cifar10, seed-cifar10, seed-mnist-ae")
     p.add_argument("--data", metavar="SPEC", help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | folder:DIR")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="extra model option")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the dataset's class count)")
@@ -549,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", help="folder for the PNG and JSON (default: the run directory)")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--tta-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's and its mirror's logits (default: as the run validated)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_evaluate)
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.fx.experimental.optimization
 import torch.nn.functional as F
 
 from squeezelab.errors import InputShapeError, SqueezelabError
@@ -164,6 +165,22 @@ def test_expand_5x5_keeps_module_widths():
     assert [f.out_channels for f in wide] == [f.out_channels for f in plain]
     assert all(f.expand5x5 is not None and f.expand5x5.kernel_size == (5, 5) for f in wide)
     assert all(f.expand5x5 is None for f in plain)
+
+
+def test_batch_norm_replaces_conv_biases_and_folds_into_eval():
+    plain = create_model("squeezenet_cifar")
+    normed = create_model("squeezenet_cifar", batch_norm=True)
+    convs = [m for m in normed.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in normed.features.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == len(convs) and all(c.bias is None for c in convs)
+    # Each conv trades its bias for a BN scale and shift: + one value per output channel.
+    channels = sum(c.out_channels for c in convs)
+    assert count_parameters(normed)[0] == count_parameters(plain)[0] + channels
+    normed.train()(torch.rand(8, 3, 32, 32))  # moves the running statistics off their initial values
+    normed.eval()
+    x = torch.rand(2, 3, 32, 32)
+    fused = torch.fx.experimental.optimization.fuse(normed)
+    torch.testing.assert_close(fused(x), normed(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", [16, 24, 32, 45, 64])

@@ -50,6 +50,11 @@ def test_two_processes_match_one_process(tmp_path):
     assert meta_two["metrics"]["val_loss"] == pytest.approx(meta_one["metrics"]["val_loss"], rel=1e-5)
     # and only rank 0 wrote: one metrics line per epoch
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+    # a run trained by 2 processes resumes in 1: the global batch stays, and the message says so
+    resumed = run(["train", "--resume", str(tmp_path / "two"), "--epochs", "3", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming a run trained with 2 process(es) in 1: the global batch stays 64" in resumed.stderr
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 @pytest.mark.slow

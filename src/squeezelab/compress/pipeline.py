@@ -18,6 +18,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from squeezelab.compress.container import CodedTensor, RawTensor, SparseTensor, SqzModel, sqz_to_bytes
+from squeezelab.compress.fold import fold_batch_norm, foldable
 from squeezelab.compress.prune import (
     apply_masks,
     check_density,
@@ -196,6 +197,9 @@ def compress(
 ) -> Compressed:
     """Prune, share and entropy-code ``model`` (in place); return the stages and the final ``.sqz`` content.
 
+    A model built with ``batch_norm=True`` has its BN folded into the convolutions after pruning: the result's
+    ``model`` is then that BN-free model (the same function in eval mode), not the one passed in.
+
     With ``data`` and the ``recipe`` the model was trained with, every stage is fine-tuned and its validation
     metric measured on the split that training held out. ``out_dir`` receives ``pruned.sqz`` (after the last
     pruning step), ``model.sqz`` and ``stages.json``.
@@ -248,6 +252,12 @@ def compress(
         last = i == len(steps) - 1
         nbytes, _ = file_bytes("pruned.sqz" if last else None)
         record(f"pruned to {density:.1%}", nbytes, started, "pruned.sqz" if last and out else None)
+
+    if foldable(model):
+        # After pruning (fine-tuning with BN recovers better), before sharing (clusters of the folded values).
+        started = time.perf_counter()
+        model = fold_batch_norm(model)
+        record("batch norm folded", file_bytes(None)[0], started)
 
     started = time.perf_counter()
     round_small_tensors(model, cfg.small_dtype)

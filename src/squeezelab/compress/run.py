@@ -80,7 +80,7 @@ def _int8(
     transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
     int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.seed, batches))
     fp32 = copy.deepcopy(fp32).eval().to(memory_format=torch.channels_last)
-    task = task_for(fp32)
+    task = task_for(fp32, tta_flip=recipe.tta_flip)  # scored as the run validated, like every stage
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
     for label, model in (("fp32_channels_last", fp32), ("int8", int8)):
         metrics = evaluate_split(model, task, val, transform, 256, torch.device("cpu"))

@@ -61,6 +61,8 @@ def random_flip(batch: Tensor, generator: torch.Generator | None = None, p: floa
 class BatchTransform:
     """uint8 batch -> float32 model input: random crop and flip when training, then normalisation.
 
+    With ``channels_last`` the float batch comes out in channels-last memory order, for models kept in it.
+
     ``augment`` and ``normalize`` are also available apart, for autoencoders, whose target is the augmented
     image itself.
     """
@@ -69,6 +71,7 @@ class BatchTransform:
     std: tuple[float, ...]
     crop_padding: int = 0
     flip: bool = False
+    channels_last: bool = False
 
     def augment(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.crop_padding:
@@ -78,7 +81,8 @@ class BatchTransform:
         return images_uint8
 
     def normalize(self, images_uint8: Tensor) -> Tensor:
-        return normalize(images_uint8, self.mean, self.std)
+        x = normalize(images_uint8, self.mean, self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def __call__(self, images_uint8: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         return self.normalize(self.augment(images_uint8, generator) if train else images_uint8)

@@ -24,18 +24,26 @@ class Fire(nn.Module):
         expand3x3_planes: int,
         expand5x5_planes: int = 0,
         bypass: Bypass = "none",
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.inplanes = inplanes
         self.out_channels = expand1x1_planes + expand3x3_planes + expand5x5_planes
-        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
+        # With batch norm each convolution is followed by its own BN (its bias would be redundant), which
+        # inference folds back into the convolution.
+        bias = not batch_norm
+        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1, bias=bias)
+        self.squeeze_bn = nn.BatchNorm2d(squeeze_planes) if batch_norm else nn.Identity()
         self.squeeze_activation = nn.ReLU(inplace=True)
-        self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1)
+        self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1, bias=bias)
+        self.expand1x1_bn = nn.BatchNorm2d(expand1x1_planes) if batch_norm else nn.Identity()
         self.expand1x1_activation = nn.ReLU(inplace=True)
-        self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1)
+        self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1, bias=bias)
+        self.expand3x3_bn = nn.BatchNorm2d(expand3x3_planes) if batch_norm else nn.Identity()
         self.expand3x3_activation = nn.ReLU(inplace=True)
         if expand5x5_planes:
-            self.expand5x5 = nn.Conv2d(squeeze_planes, expand5x5_planes, kernel_size=5, padding=2)
+            self.expand5x5 = nn.Conv2d(squeeze_planes, expand5x5_planes, kernel_size=5, padding=2, bias=bias)
+            self.expand5x5_bn = nn.BatchNorm2d(expand5x5_planes) if batch_norm else nn.Identity()
             self.expand5x5_activation = nn.ReLU(inplace=True)
         else:
             self.expand5x5 = None
@@ -48,13 +56,13 @@ class Fire(nn.Module):
         self.bypass = nn.Conv2d(inplanes, self.out_channels, kernel_size=1) if bypass == "conv" else None
 
     def forward(self, x: Tensor) -> Tensor:
-        s = self.squeeze_activation(self.squeeze(x))
+        s = self.squeeze_activation(self.squeeze_bn(self.squeeze(x)))
         branches = [
-            self.expand1x1_activation(self.expand1x1(s)),
-            self.expand3x3_activation(self.expand3x3(s)),
+            self.expand1x1_activation(self.expand1x1_bn(self.expand1x1(s))),
+            self.expand3x3_activation(self.expand3x3_bn(self.expand3x3(s))),
         ]
         if self.expand5x5 is not None:
-            branches.append(self.expand5x5_activation(self.expand5x5(s)))
+            branches.append(self.expand5x5_activation(self.expand5x5_bn(self.expand5x5(s))))
         out = torch.cat(branches, 1)
         if self.bypass is not None:
             out = out + self.bypass(x)

@@ -265,18 +265,32 @@ def plot_pareto(
     return _save(fig, path)
 
 
-def plot_histories(histories: dict[str, Sequence[dict]], key: str, path: str | os.PathLike, title: str = "") -> Path:
-    """One metric (e.g. ``val_loss``) against epoch for several models in one panel."""
+def plot_histories(
+    histories: dict[str, Sequence[dict]],
+    key: str,
+    path: str | os.PathLike,
+    title: str = "",
+    x: str = "epoch",
+    targets: Sequence[float] = (),
+) -> Path:
+    """One metric (e.g. ``val_loss``) against ``x`` (epoch, or e.g. seconds) for several runs in one panel.
+
+    ``targets`` draws dashed horizontal lines, e.g. the accuracy a recipe must reach.
+    """
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
     for i, (name, history) in enumerate(histories.items()):
-        points = [(_number(h.get("epoch", e + 1)), _number(h.get(key))) for e, h in enumerate(history)]
-        points = [(x, y) for x, y in points if x is not None and y is not None]
+        default = (lambda e: e + 1) if x == "epoch" else (lambda e: None)
+        points = [(_number(h.get(x, default(e))), _number(h.get(key))) for e, h in enumerate(history)]
+        points = [(px, py) for px, py in points if px is not None and py is not None]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", markersize=4, color=f"C{i}", label=name)
-    ax.set_xlabel("epoch")
+    for target in targets:
+        ax.axhline(target, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel(x)
     ax.set_ylabel(key)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if histories:
         ax.legend(fontsize="small")

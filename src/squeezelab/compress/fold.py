@@ -1,0 +1,65 @@
+"""Fold batch norm into the convolution before it, so a compressed file stores no normalisation layers.
+
+In eval mode ``BN(conv(x))`` is a convolution with weight ``w * s`` and bias ``beta + (b - mean) * s``, where
+``s = gamma / sqrt(var + eps)`` per output channel. Folded, each channel keeps one fp16 bias instead of four
+fp16 BN values plus its share of the coded weights, and a pruned (zero) weight stays zero, so folding after
+pruning keeps the sparsity pattern that the entropy coder stores.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from squeezelab.compress.prune import layer_weight
+from squeezelab.models import create_model
+
+
+def foldable(model: nn.Module) -> bool:
+    """Whether ``model`` is a registered model built with ``batch_norm=True``: what ``fold_batch_norm`` takes."""
+    spec = getattr(model, "squeezelab_spec", None)
+    return spec is not None and bool(spec["kwargs"].get("batch_norm"))
+
+
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
+    """Every convolution, in registration order, with the BatchNorm registered right after it (or None)."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    pairs = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d):
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            pairs.append((layer, following if isinstance(following, nn.BatchNorm2d) else None))
+    return pairs
+
+
+def fold_batch_norm(model: nn.Module) -> nn.Module:
+    """The registered model rebuilt with ``batch_norm=False`` and every BN folded into its convolution.
+
+    The result computes what ``model`` computes in eval mode (up to float rounding). ``model`` must be built
+    by ``create_model`` with a ``batch_norm`` option, and have no parameters outside its convolutions and
+    batch norms, which is the case for ``squeezenet_cifar``.
+    """
+    if not foldable(model):
+        raise ValueError("fold_batch_norm takes a registered model built with batch_norm=True")
+    spec = model.squeezelab_spec
+    device = next(model.parameters()).device
+    plain = create_model(spec["name"], **{**spec["kwargs"], "batch_norm": False}).to(device)
+    pairs = _conv_bn_pairs(model)
+    targets = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    if len(pairs) != len(targets) or any(not isinstance(m, nn.Conv2d) for m in _owners_of_parameters(plain)):
+        raise ValueError(f"{spec['name']} without batch norm is not the same network with conv biases")
+    with torch.no_grad():
+        for (conv, bn), target in zip(pairs, targets, strict=True):
+            weight = layer_weight(conv)
+            bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
+            if bn is not None:
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                weight = weight * scale.view(-1, *[1] * (weight.dim() - 1))
+                bias = bn.bias + (bias - bn.running_mean) * scale
+            target.weight.copy_(weight)
+            target.bias.copy_(bias)
+    return plain.train(model.training)
+
+
+def _owners_of_parameters(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
