@@ -71,9 +71,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "curves": curves,
-        "time_to": {
-            name: {f"{t:.0%}": time_to(curve, t) for t in TARGETS} for name, curve in curves.items()
-        },
+        "time_to": {name: {f"{t:.0%}": time_to(curve, t) for t in TARGETS} for name, curve in curves.items()},
         "best": {name: max(p["val_acc1"] for p in curve) for name, curve in curves.items()},
     }
     (out_dir / "curves.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

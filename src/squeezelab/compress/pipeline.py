@@ -18,7 +18,6 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from squeezelab.compress.container import CodedTensor, RawTensor, SparseTensor, SqzModel, sqz_to_bytes
-from squeezelab.compress.fold import fold_batch_norm, foldable
 from squeezelab.compress.prune import (
     apply_masks,
     check_density,
@@ -30,6 +29,7 @@ from squeezelab.compress.prune import (
 from squeezelab.compress.share import check_bits, share_weights, shared_layers
 from squeezelab.data import DataSplits
 from squeezelab.errors import SqueezelabError
+from squeezelab.models.fold import fold_batch_norm, foldable
 from squeezelab.train.checkpoint import atomic_write, json_default
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.trainer import Trainer, evaluate_split

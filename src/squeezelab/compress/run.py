@@ -28,7 +28,7 @@ from squeezelab.models import create_model, model_info
 from squeezelab.report.text import format_table
 from squeezelab.train.checkpoint import atomic_write, json_default
 from squeezelab.train.config import TrainConfig
-from squeezelab.train.evaluate import open_checkpoint
+from squeezelab.train.evaluate import for_inference, open_checkpoint
 from squeezelab.train.tasks import task_for
 from squeezelab.train.trainer import evaluate_split
 
@@ -79,7 +79,7 @@ def _int8(
     train, val = split_validation(splits.train, recipe.validation_split, recipe.seed)
     transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
     int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.seed, batches))
-    fp32 = copy.deepcopy(fp32).eval().to(memory_format=torch.channels_last)
+    fp32 = for_inference(copy.deepcopy(fp32).eval())  # the best fp32 path: BN folded, channels-last
     task = task_for(fp32, tta_flip=recipe.tta_flip)  # scored as the run validated, like every stage
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
     for label, model in (("fp32_channels_last", fp32), ("int8", int8)):

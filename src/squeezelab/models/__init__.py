@@ -4,6 +4,7 @@ from squeezelab.models import alexnet, autoencoders, contractive, squeezenet  # 
 from squeezelab.models.autoencoders import Autoencoder
 from squeezelab.models.contractive import jacobian_penalty
 from squeezelab.models.fire import Fire
+from squeezelab.models.fold import fold_batch_norm
 from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from squeezelab.models.squeezenet import load_torchvision_weights
 
@@ -12,6 +13,7 @@ __all__ = [
     "Fire",
     "ModelInfo",
     "create_model",
+    "fold_batch_norm",
     "jacobian_penalty",
     "list_models",
     "load_torchvision_weights",

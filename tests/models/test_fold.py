@@ -1,13 +1,15 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from squeezelab import create_model
-from squeezelab.compress.fold import fold_batch_norm, foldable
 from squeezelab.compress.load import load_sqz
 from squeezelab.compress.pipeline import CompressConfig, compress
 from squeezelab.compress.prune import apply_masks, magnitude_masks
 from squeezelab.compress.run import fresh_meta
+from squeezelab.models.fold import fold_batch_norm, foldable
 
 SMALL = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2), "bypass": "complex"}
 
@@ -66,3 +68,17 @@ def test_compressing_a_batch_norm_model_folds_it_and_the_file_holds_no_bn(tmp_pa
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(decoded(x), result.model.eval()(x))
+
+
+def test_inference_path_folds_batch_norm_and_keeps_the_outputs():
+    from squeezelab.train.evaluate import for_inference
+
+    model = trained_looking_bn_model()
+    fast = for_inference(copy.deepcopy(model))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert fast.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+    training = trained_looking_bn_model().train()
+    assert for_inference(training) is training  # a model in training mode keeps its BN
