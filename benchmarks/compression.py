@@ -2,6 +2,7 @@
 
     python benchmarks/compression.py --fresh                      # squeezenet1_0 at 6 and 8 bits (seconds)
     python benchmarks/compression.py --run runs/cifar-sq --int8   # a trained run: fine-tuning, int8 (minutes)
+    python benchmarks/compression.py --run runs/cifar-sq --int8-only   # int8 against fp32 alone (a minute)
 
 Prints the stage tables as Markdown for BENCHMARKS.md; each run directory keeps its .sqz files and report.md.
 """
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
 from squeezelab.compress.pipeline import CompressConfig  # noqa: E402
-from squeezelab.compress.run import compress_run, render_report  # noqa: E402
+from squeezelab.compress.run import compress_run, int8_report, int8_table, render_report  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--centroid-epochs", type=int, default=1)
     parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--int8-only", action="store_true", help="with --run: the int8 measurements alone")
     parser.add_argument("--out", default="runs/bench-compression")
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
@@ -45,7 +47,9 @@ def main() -> None:
                 verbose=0,
             )
             print(render_report(result, summary, cfg))
-    if args.run:
+    if args.run and args.int8_only:
+        print(int8_table(int8_report(args.run)))
+    elif args.run:
         cfg = CompressConfig(
             density=args.density,
             prune_steps=args.prune_steps,

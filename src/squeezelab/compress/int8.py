@@ -60,6 +60,19 @@ def quantize_int8(model: nn.Module, calibration: Iterable[Tensor], backend: str 
         return convert_fx(prepared)
 
 
+def freeze(model: nn.Module, example: Tensor) -> torch.jit.ScriptModule:
+    """``model`` traced and frozen with TorchScript, for CPU inference at small batches.
+
+    FX's int8 model runs op by op from Python; traced and frozen, the graph runs in C++ with its weights
+    prepacked as constants: squeezenet_cifar at batch 1 went from 1.26 ms to 0.60 ms (fp32: 1.26 -> 0.85 ms).
+    The trace keeps no Python: the model's input checks are not in it.
+    """
+    with warnings.catch_warnings(), torch.no_grad():
+        # Tracing warns about the input checks it drops, and torch 2.13 about TorchScript being deprecated.
+        warnings.simplefilter("ignore")
+        return torch.jit.freeze(torch.jit.trace(model.eval(), example))
+
+
 def latency_ms(model: nn.Module, x: Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of one forward pass in milliseconds."""
     with torch.inference_mode():

@@ -18,6 +18,7 @@ from squeezelab.compress.int8 import (
     CALIBRATION_BATCH_SIZE,
     CALIBRATION_BATCHES,
     calibration_batches,
+    freeze,
     latency_ms,
     quantize_int8,
 )
@@ -72,25 +73,41 @@ def _source(source: str | None, model_name: str | None, model_kwargs: dict):
     return ckpt.model.float().cpu(), meta, splits, recipe
 
 
+INT8_PATHS = ("fp32_channels_last", "fp32_torchscript", "int8")
+
+
 def _int8(
     fp32: nn.Module, meta: dict, splits: DataSplits, recipe: TrainConfig, batches: int = CALIBRATION_BATCHES
 ) -> dict:
-    """int8 against fp32 channels-last: validation metric, and latency at batch 1 and 256."""
+    """int8 against fp32: validation metric, and latency at batch 1 and 256, of each path in ``INT8_PATHS``.
+
+    fp32 runs as `evaluate` and `predict` run it (BN folded, channels-last, eager) and traced and frozen;
+    int8 runs traced and frozen, its deployable form.
+    """
     train, val = split_validation(splits.train, recipe.validation_split, recipe.seed)
     transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
+    example = transform.normalize(val.images[:CALIBRATION_BATCH_SIZE])
     int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.seed, batches))
-    fp32 = for_inference(copy.deepcopy(fp32).eval())  # the best fp32 path: BN folded, channels-last
+    fp32 = for_inference(copy.deepcopy(fp32).eval())
+    channels_last = example.dim() == 4
+    # (model scored, model timed): a frozen TorchScript module computes what its eager source does (tested),
+    # but has no train/eval state for the evaluation loop.
+    paths = {
+        "fp32_channels_last": (fp32, fp32),
+        "fp32_torchscript": (fp32, freeze(fp32, example.contiguous(memory_format=torch.channels_last))),
+        "int8": (int8, freeze(int8, example)),
+    }
     task = task_for(fp32, tta_flip=recipe.tta_flip)  # scored as the run validated, like every stage
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
-    for label, model in (("fp32_channels_last", fp32), ("int8", int8)):
-        metrics = evaluate_split(model, task, val, transform, 256, torch.device("cpu"))
+    for label, (scored, timed) in paths.items():
+        metrics = evaluate_split(scored, task, val, transform, 256, torch.device("cpu"))
         key = "acc1" if "acc1" in metrics else "mse"
         result[label] = {f"val_{key}": metrics[key]}
         for batch in (1, 256):
             x = transform.normalize(val.images[:batch])
-            if label == "fp32_channels_last" and x.dim() == 4:
+            if label != "int8" and channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            result[label][f"latency_ms_batch{batch}"] = latency_ms(model, x, repeats=20 if batch == 1 else 5)
+            result[label][f"latency_ms_batch{batch}"] = latency_ms(timed, x, repeats=20 if batch == 1 else 5)
     return result
 
 
@@ -168,15 +185,28 @@ def render_report(result: Compressed, summary: dict, cfg: CompressConfig) -> str
         _markdown(*coding_rows(result)),
     ]
     if "int8" in summary:
-        q = summary["int8"]
-        headers = ["model", "validation", "latency batch 1 (ms)", "latency batch 256 (ms)"]
-        rows = [
-            [label, *(f"{v:.4f}" if "val" in k else f"{v:.2f}" for k, v in q[label].items())]
-            for label in ("fp32_channels_last", "int8")
-        ]
-        lines += ["", f"int8 (x86 backend, calibrated on {q['calibration_images']} training images):", ""]
-        lines.append(_markdown(headers, rows))
+        lines += ["", int8_table(summary["int8"])]
     return "\n".join(lines) + "\n"
+
+
+def int8_table(q: dict) -> str:
+    """The int8 measurements as Markdown: a row per inference path."""
+    headers = ["model", "validation", "latency batch 1 (ms)", "latency batch 256 (ms)"]
+    rows = [
+        [label, *(f"{v:.4f}" if "val" in k else f"{v:.2f}" for k, v in q[label].items())]
+        for label in INT8_PATHS
+        if label in q
+    ]
+    title = f"int8 (x86 backend, calibrated on {q['calibration_images']} training images):"
+    return title + "\n\n" + _markdown(headers, rows)
+
+
+def int8_report(source: str) -> dict:
+    """What ``compress --int8`` measures (int8 against fp32) for a trained run, without compressing it."""
+    model, meta, splits, recipe = _source(source, None, {})
+    if splits is None:
+        raise SqueezelabError("int8 calibrates on training images: give a trained run, not a fresh model")
+    return _int8(model, meta, splits, recipe)
 
 
 def _markdown(headers: list[str], rows: list[list[str]]) -> str:
@@ -190,7 +220,7 @@ def print_summary(result: Compressed, summary: dict) -> None:
     print(format_table(*coding_rows(result)))
     if "int8" in summary:
         q = summary["int8"]
-        rows = [[label, *(f"{v:.4f}" for v in q[label].values())] for label in ("fp32_channels_last", "int8")]
+        rows = [[label, *(f"{v:.4f}" for v in q[label].values())] for label in INT8_PATHS if label in q]
         print()
         print(format_table(["model", *q["int8"].keys()], rows))
 

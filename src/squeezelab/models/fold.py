@@ -61,4 +61,4 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
 
 def _owners_of_parameters(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    return [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]

@@ -99,7 +99,7 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     # Chosen by measurement on a 2-core CPU (BENCHMARKS.md, "fast-cifar10"): BatchNorm and identity bypasses
     # let SGD run at a high learning rate; squeezing to 1/4 instead of 1/8 of the expand width, with slower
-    # widening, learns faster for fewer parameters (659K); bf16 autocast with channels-last makes a step 2.3x
+    # widening, learns faster for fewer parameters (659K); bf16 autocast with channels-last makes a step 2.2x
     # faster than fp32 NCHW on a CPU with AMX; one-cycle schedule, label smoothing, crop+flip, mirror
     # averaging at evaluation. 28 epochs fit in 30 minutes there; a longer run of the same recipe is
     # `--epochs N`: the schedule stretches with it.
