@@ -27,6 +27,7 @@ from squeezelab.compress.prune import (
     prune_schedule,
 )
 from squeezelab.compress.share import check_bits, share_weights, shared_layers
+from squeezelab.compress.sparse import check_gap_bits
 from squeezelab.data import DataSplits
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.fold import fold_batch_norm, foldable
@@ -54,8 +55,7 @@ class CompressConfig:
         check_density(self.density)
         check_bits(self.conv_bits)
         check_bits(self.fc_bits)
-        if not 1 <= self.gap_bits <= 16:
-            raise SqueezelabError(f"gap bits must be in 1..16, got {self.gap_bits}")
+        check_gap_bits(self.gap_bits)
         if self.prune_steps < 1:
             raise SqueezelabError(f"prune steps must be at least 1, got {self.prune_steps}")
         if self.finetune_epochs < 0 or self.centroid_epochs < 0:

@@ -8,6 +8,7 @@ metric of every stage is measured on the validation split that run held out, nev
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -86,27 +87,25 @@ def _int8(
     """
     train, val = split_validation(splits.train, recipe.validation_split, recipe.seed)
     transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
-    example = transform.normalize(val.images[:CALIBRATION_BATCH_SIZE])
+    channels_last = dataclasses.replace(transform, channels_last=True)  # the format for_inference keeps fp32 in
+    examples = val.images[:CALIBRATION_BATCH_SIZE]
     int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.seed, batches))
     fp32 = for_inference(copy.deepcopy(fp32).eval())
-    channels_last = example.dim() == 4
-    # (model scored, model timed): a frozen TorchScript module computes what its eager source does (tested),
-    # but has no train/eval state for the evaluation loop.
+    # (model scored, model timed, its input transform): a frozen TorchScript module computes what its eager
+    # source does (tested), but has no train/eval state for the evaluation loop.
     paths = {
-        "fp32_channels_last": (fp32, fp32),
-        "fp32_torchscript": (fp32, freeze(fp32, example.contiguous(memory_format=torch.channels_last))),
-        "int8": (int8, freeze(int8, example)),
+        "fp32_channels_last": (fp32, fp32, channels_last),
+        "fp32_torchscript": (fp32, freeze(fp32, channels_last.normalize(examples)), channels_last),
+        "int8": (int8, freeze(int8, transform.normalize(examples)), transform),
     }
     task = task_for(fp32, tta_flip=recipe.tta_flip)  # scored as the run validated, like every stage
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
-    for label, (scored, timed) in paths.items():
+    for label, (scored, timed, inputs) in paths.items():
         metrics = evaluate_split(scored, task, val, transform, 256, torch.device("cpu"))
         key = "acc1" if "acc1" in metrics else "mse"
         result[label] = {f"val_{key}": metrics[key]}
         for batch in (1, 256):
-            x = transform.normalize(val.images[:batch])
-            if label != "int8" and channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = inputs.normalize(val.images[:batch])
             result[label][f"latency_ms_batch{batch}"] = latency_ms(timed, x, repeats=20 if batch == 1 else 5)
     return result
 
