@@ -27,9 +27,12 @@ def main() -> None:
     parser.add_argument("--run", help="a trained run directory to compress with fine-tuning")
     parser.add_argument("--density", type=float, default=0.33)
     parser.add_argument("--bits", type=int, default=6)
+    parser.add_argument("--scope", choices=["layer", "global"], default="layer")
     parser.add_argument("--prune-steps", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--centroid-epochs", type=int, default=1)
+    parser.add_argument("--lr-scale", type=float, default=0.1)
+    parser.add_argument("--centroid-lr-scale", type=float)
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--int8-only", action="store_true", help="with --run: the int8 measurements alone")
     parser.add_argument("--out", default="runs/bench-compression")
@@ -52,11 +55,14 @@ def main() -> None:
     elif args.run:
         cfg = CompressConfig(
             density=args.density,
+            scope=args.scope,
             prune_steps=args.prune_steps,
             finetune_epochs=args.finetune_epochs,
             conv_bits=args.bits,
             fc_bits=args.bits,
             centroid_epochs=args.centroid_epochs,
+            lr_scale=args.lr_scale,
+            centroid_lr_scale=args.centroid_lr_scale,
         )
         out = Path(args.out) / Path(args.run).name
         result, summary = compress_run(args.run, out, cfg, int8=args.int8, overwrite=True, verbose=2)

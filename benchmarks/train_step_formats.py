@@ -3,8 +3,9 @@
     python benchmarks/train_step_formats.py
 
 One SGD step (forward, cross-entropy, backward, Nesterov update) on a fixed random batch of 32x32 images,
-for the paper-style model and the fast-cifar10 model (BatchNorm), in NCHW and channels-last, fp32 and bf16
-autocast. The median of the steps after three warm-up steps; nothing else runs in the process.
+for the paper-style model and the current and earlier fast-cifar10 models (BatchNorm), in NCHW and
+channels-last, fp32 and bf16 autocast. The median of the steps after three warm-up steps; nothing else runs
+in the process.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ import torch.nn.functional as F
 from _common import machine
 
 from squeezelab.models import create_model
+from squeezelab.profile import count_macs
 from squeezelab.train import preset
 
+FAST = preset("fast-cifar10").model_kwargs
 MODELS = {
     "squeezenet_cifar (paper-style, no BN)": {},
-    "fast-cifar10 model (BN, squeeze 1/4)": preset("fast-cifar10").model_kwargs,
+    "earlier fast-cifar10 model (BN, squeeze 1/4, eight modules)": {
+        **FAST,
+        "squeeze_ratio": 0.25,
+        "pct_3x3": 0.5,
+        "stages": (2, 2, 4),
+    },
+    "fast-cifar10 model (BN, squeeze 1/2, 3/4 in 3x3, six modules)": FAST,
 }
 
 
@@ -52,16 +61,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     print(f"machine: {machine()}; batch {args.batch_size}\n")
-    print("| model | NCHW fp32 | NCHW bf16 | channels-last fp32 | channels-last bf16 | best / NCHW fp32 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| model | params | MACs | NCHW fp32 | NCHW bf16 | channels-last fp32 | channels-last bf16 "
+        "| best / NCHW fp32 | best: training GFLOP/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, kwargs in MODELS.items():
+        model = create_model("squeezenet_cifar", **{"num_classes": 10, **kwargs})
+        params = sum(p.numel() for p in model.parameters())
+        macs = count_macs(model, (3, 32, 32))
         rates = [
             images_per_second(kwargs, args.batch_size, channels_last, bf16, args.steps)
             for channels_last in (False, True)
             for bf16 in (False, True)
         ]
         cells = " | ".join(f"{r:,.0f}" for r in rates)
-        print(f"| {name} | {cells} | {max(rates) / rates[0]:.2f}x |")
+        # A training step costs about three forward passes: 2 FLOPs per MAC, times 3.
+        gflops = 6 * macs * max(rates) / 1e9
+        print(f"| {name} | {params:,} | {macs / 1e6:.1f}M | {cells} | {max(rates) / rates[0]:.2f}x | {gflops:.0f} |")
 
 
 if __name__ == "__main__":

@@ -429,6 +429,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         coder=args.coder,
         small_dtype=args.small_dtype,
         lr_scale=args.lr_scale,
+        centroid_lr_scale=args.centroid_lr_scale,
     )
     if args.source is None and args.model is None:
         raise SqueezelabError("give a run directory or checkpoint to compress, or --model NAME for a fresh model")
@@ -697,6 +698,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coder", choices=["ans", "huffman"], default="ans", help="entropy coder (default ans)")
     p.add_argument("--small-dtype", choices=["float16", "float32"], default="float16", help="biases, BN statistics")
     p.add_argument("--lr-scale", type=float, default=0.1, help="fine-tuning lr as a fraction of the run's lr")
+    p.add_argument(
+        "--centroid-lr-scale",
+        type=float,
+        help="the centroid stage's lr as a fraction of the run's lr (default: --lr-scale); lower it for models "
+        "with batch norm, which is folded away before that stage",
+    )
     p.add_argument("--int8", action="store_true", help="also measure post-training static int8 against fp32")
     p.add_argument("--out", help="output folder (default runs/compress-NAME)")
     p.add_argument("--overwrite", action="store_true", help="replace a compressed model already in --out")

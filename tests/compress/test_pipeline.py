@@ -1,5 +1,6 @@
 import struct
 import zlib
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from squeezelab.compress.share import shared_layers
 from squeezelab.errors import SqueezelabError
 from squeezelab.train import fit, load_model
 from squeezelab.train.checkpoint import load_checkpoint
+from squeezelab.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,23 @@ def test_fine_tuning_on_a_trained_run_measures_every_stage(tmp_path):
     assert (out / "report.md").read_text().count("|") > 20
 
 
+def test_the_centroid_stage_fine_tunes_at_its_own_rate(tmp_path):
+    run = tmp_path / "run"
+    fit("dense_ae", "digits", epochs=1, batch_size=128, lr=2e-3, run_dir=run, verbose=0, model_kwargs={"code_size": 8})
+    rates = []
+    original = Trainer.__init__
+
+    def spy(self, model, splits, recipe, *args, **kwargs):
+        rates.append(recipe.lr)
+        original(self, model, splits, recipe, *args, **kwargs)
+
+    cfg = CompressConfig(density=0.5, prune_steps=1, conv_bits=5, fc_bits=5, lr_scale=0.1, centroid_lr_scale=0.01)
+    with patch.object(Trainer, "__init__", spy):
+        compress_run(str(run), tmp_path / "out", cfg, verbose=0)
+    # scoring and the pruning round at 0.1 x the run's rate, the centroid round at 0.01 x
+    assert rates == pytest.approx([2e-4, 2e-4, 2e-5])
+
+
 def test_squeezenet1_0_with_the_papers_setting_fits_in_0_47_mb(tmp_path):
     code = main(
         [
@@ -120,6 +139,7 @@ def test_squeezenet1_0_with_the_papers_setting_fits_in_0_47_mb(tmp_path):
         (["compress", "--model", "dense_ae", "--density", "0"], "density"),
         (["compress", "--model", "dense_ae", "--bits", "17"], "bits"),
         (["compress", "--model", "dense_ae", "--bits", "0"], "bits"),
+        (["compress", "--model", "dense_ae", "--centroid-lr-scale", "0"], "learning-rate scale"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):

@@ -118,6 +118,9 @@ def test_tta_flip_averages_an_image_and_its_mirror():
 def test_fast_cifar10_preset_trains_with_all_its_options(digits):
     cfg = preset("fast-cifar10")
     assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.model_kwargs["batch_norm"]
+    full = create_model(cfg.model, **cfg.model_kwargs)
+    assert sum(p.numel() for p in full.parameters()) == 939_722  # the limit: 1M
+    assert full(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     small = {**cfg.model_kwargs, **SMALL}
     history = fit(cfg.model, digits, cfg, epochs=2, batch_size=64, lr=0.05, model_kwargs=small, verbose=0)
     assert math.isfinite(history.epochs[-1]["val_loss"])
