@@ -22,13 +22,24 @@ DIGITS = dict(data="digits", image_size=16, grayscale=True, validation_split=0.2
 
 @pytest.fixture(scope="module")
 def classifier_run(tmp_path_factory):
-    """A SqueezeNet trained to 85% on digits: margins between its logits wide enough for int8 to keep its answers."""
+    """A SqueezeNet trained to about 99% on digits: margins between its logits wide enough for int8 to keep its answers.
+
+    An 85% model (narrower, no BN, 12 epochs) agreed with its int8 file on 97.2-99.4% of the held-out images,
+    depending on the seed and the CPU it trained on; this one agreed on 99.2-100% over four seeds.
+    """
     run = tmp_path_factory.mktemp("runs") / "digits-squeezenet"
     torch.manual_seed(0)
     model = create_model(
-        "squeezenet_cifar", in_chans=1, stages=(1, 1), stem_channels=16, base_e=32, incr_e=32, dropout=0.0
+        "squeezenet_cifar",
+        in_chans=1,
+        stages=(1, 1),
+        stem_channels=32,
+        base_e=64,
+        incr_e=64,
+        batch_norm=True,
+        dropout=0.0,
     )
-    fit(model, epochs=12, optimizer="adam", lr=3e-3, run_dir=run, verbose=0, **DIGITS)
+    fit(model, epochs=30, optimizer="adam", lr=3e-3, schedule="onecycle", run_dir=run, verbose=0, **DIGITS)
     return run
 
 
