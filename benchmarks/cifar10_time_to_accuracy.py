@@ -1,6 +1,7 @@
 """Held-out CIFAR-10 accuracy against wall time: the `fast-cifar10` preset and the source material's recipe.
 
     python benchmarks/cifar10_time_to_accuracy.py --data folder:../shared/data/cifar10/cifar10-train-jpg.tar
+    torchrun --nproc_per_node 2 benchmarks/cifar10_time_to_accuracy.py      # both recipes in 2 processes
 
 Runs `fast-cifar10` and then `seed-cifar10` through `fit()`, one after the other, each into its own run
 directory under ``--out-dir``, and writes there ``curves.json`` (per epoch: wall seconds, held-out top-1)
@@ -8,6 +9,8 @@ and ``time_to_accuracy.png`` (both curves in one panel, with the 90% and 92% tar
 training and the per-epoch validation, not the one-off decoding of the data (cached after the first run).
 Validation is the seeded 10% of the training set that each run holds out; the official test split is never
 used. ``--fast-epochs`` gives the longer setting of the preset (its one-cycle schedule stretches to fit).
+Under ``torchrun`` both recipes train with DistributedDataParallel over the processes (same global batch), and
+only rank 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -19,20 +22,25 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from _common import machine
 
 from squeezelab.data import load_dataset
 from squeezelab.report.plots import plot_histories
 from squeezelab.train import fit, preset
+from squeezelab.train.distributed import current_group, finish_distributed, init_distributed
+from squeezelab.train.trainer import resolve_device
 
 TARGETS = (0.90, 0.92)
 
 
+def run_dir_of(name: str, out_dir: Path, overrides: dict) -> Path:
+    return out_dir / (name if not overrides else name + "-" + "-".join(f"{k}{v}" for k, v in overrides.items()))
+
+
 def run(name: str, splits, out_dir: Path, **overrides) -> list[dict]:
     cfg = preset(name).updated(data=splits.spec, **overrides)
-    run_dir = out_dir / (name if not overrides else name + "-" + "-".join(f"{k}{v}" for k, v in overrides.items()))
-    if run_dir.exists():
-        raise SystemExit(f"{run_dir} exists; choose another --out-dir")
+    run_dir = run_dir_of(name, out_dir, overrides)
     start = time.perf_counter()
     history = fit(cfg.model, splits, cfg, run_dir=run_dir, verbose=2)
     total = time.perf_counter() - start
@@ -42,7 +50,8 @@ def run(name: str, splits, out_dir: Path, **overrides) -> list[dict]:
         wall += epoch["seconds"] + epoch.get("val_seconds", 0.0)
         curve.append({"epoch": epoch["epoch"], "seconds": round(wall, 1), "val_acc1": epoch["val_acc1"]})
     best = max(point["val_acc1"] for point in curve)
-    print(f"{name}: {len(curve)} epochs, {total:.0f} s wall, best held-out top-1 {best:.4f}")
+    if current_group().is_main:
+        print(f"{name}: {len(curve)} epochs, {total:.0f} s wall, best held-out top-1 {best:.4f}")
     return curve
 
 
@@ -59,15 +68,26 @@ def main() -> None:
     args = parser.parse_args()
 
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(machine())
-    splits = load_dataset(args.data, progress=False)
     fast_overrides = {"epochs": args.fast_epochs} if args.fast_epochs else {}
-    curves = {"fast-cifar10": run("fast-cifar10", splits, out_dir, **fast_overrides)}
-    if not args.skip_seed:
-        curves["seed-cifar10"] = run("seed-cifar10", splits, out_dir)
+    recipes = {"fast-cifar10": fast_overrides, **({} if args.skip_seed else {"seed-cifar10": {}})}
+    group = init_distributed(resolve_device("auto"))
+    # Every process checks before any of them writes, so that none is left waiting for a peer that stopped.
+    taken = [str(p) for p in (run_dir_of(n, out_dir, o) for n, o in recipes.items()) if p.exists()]
+    if taken:
+        raise SystemExit(f"{', '.join(taken)} exist(s); choose another --out-dir")
+    if group.world_size > 1:
+        dist.barrier()
+    if group.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"{machine()}; {group.world_size} process(es)")
+    splits = load_dataset(args.data, progress=False)
+    curves = {name: run(name, splits, out_dir, **overrides) for name, overrides in recipes.items()}
+    finish_distributed()
+    if not group.is_main:
+        return
     summary = {
         "machine": machine(),
+        "processes": group.world_size,
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "curves": curves,

@@ -189,6 +189,7 @@ def _new_run_dir(out_dir: str, name: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from squeezelab.train import TrainConfig, fit, preset
+    from squeezelab.train.distributed import finish_distributed
 
     options = _given_options(args)
     if args.resume:
@@ -228,8 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name = args.name or f"{args.preset or cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = _new_run_dir(args.out_dir, name)
         history = fit(cfg.model, config=cfg, run_dir=run_dir, verbose=2 if args.quiet else 1)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    finish_distributed()
     if _rank() != 0:
         return 0
     last = history.epochs[-1] if history.epochs else {}

@@ -9,7 +9,14 @@ from squeezelab.data import load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
 from squeezelab.train import TrainConfig, TrainingDiverged, fit, load_model
-from squeezelab.train.trainer import _schedule, create_model_for, resolve_device
+from squeezelab.train.trainer import (
+    Trainer,
+    _schedule,
+    create_model_for,
+    evaluate_split,
+    make_optimizer,
+    resolve_device,
+)
 
 SMALL_SQUEEZENET = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
 
@@ -270,3 +277,28 @@ def test_jpeg_folder_is_decoded_once_for_all_epochs(tmp_path, monkeypatch):
     )
     assert len(history.epochs) == 3
     assert len(decoded) == 24  # every file once, at load; no epoch decodes again
+
+
+def test_weight_decay_can_spare_batch_norm_and_biases():
+    model = create_model("squeezenet_cifar", batch_norm=True, **SMALL_SQUEEZENET)
+    everything = make_optimizer(TrainConfig(optimizer="sgd", weight_decay=5e-4), model)
+    assert [g["weight_decay"] for g in everything.param_groups] == [5e-4]
+    spared = make_optimizer(TrainConfig(optimizer="sgd", weight_decay=5e-4, decay_norm_and_bias=False), model)
+    decayed, free = spared.param_groups
+    assert decayed["weight_decay"] == 5e-4 and free["weight_decay"] == 0.0
+    assert all(p.dim() == 4 for p in decayed["params"])  # convolution kernels only
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert {id(p) for p in free["params"]} >= {id(m.weight) for m in bn} | {id(m.bias) for m in bn}
+    assert len(decayed["params"]) + len(free["params"]) == len(list(model.parameters()))
+
+
+def test_validation_scores_a_batch_norm_model_folded_as_inference_runs_it(digits):
+    torch.manual_seed(0)
+    model = create_model("squeezenet_cifar", in_chans=1, batch_norm=True, **SMALL_SQUEEZENET)
+    trainer = Trainer(model, digits, TrainConfig(epochs=1, batch_size=64, lr=2e-3), None, verbose=0)
+    trainer.run()
+    folded = trainer.evaluate(trainer.val_data)
+    assert model.training  # scoring leaves the trained model as it was
+    unfolded = evaluate_split(model, trainer.task, trainer.val_data, trainer.transform, 64, trainer.device)
+    assert folded["acc1"] == unfolded["acc1"]
+    assert folded["loss"] == pytest.approx(unfolded["loss"], rel=1e-4)

@@ -51,6 +51,17 @@ def init_distributed(device: torch.device) -> ProcessGroup:
     return current_group()
 
 
+def finish_distributed() -> None:
+    """Leave the process group together with the other processes.
+
+    Rank 0 writes the last checkpoint after the others are done; a process that tears down gloo while its
+    peer is still busy can abort ("terminate called without an active exception"), so all meet first.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
