@@ -103,7 +103,7 @@ PRESETS: dict[str, TrainConfig] = {
     # and six Fire modules instead of eight, gives 2.1x the MACs of the paper's proportions at the same step
     # time (bigger convolutions use the CPU better) and learns faster (940K parameters); bf16 autocast with
     # channels-last makes a step 2.9x faster than fp32 NCHW; one-cycle schedule, label smoothing, no weight
-    # decay on BN and biases, crop+flip, mirror averaging at evaluation. 36 epochs take about 28 minutes under
+    # decay on BN and biases, crop+flip, mirror averaging at evaluation. 36 epochs take 28-32 minutes under
     # `torchrun --nproc_per_node 2` (two 1-thread processes beat one 2-thread process by 1.2x); a longer run
     # of the same recipe is `--epochs N`: the schedule stretches with it.
     "fast-cifar10": TrainConfig(
