@@ -88,6 +88,15 @@ def test_evaluate_classifier_on_held_out_split(trained, capsys):
     assert (trained / "clf" / "confusion-val.png").exists()
 
 
+def test_evaluate_test_time_views_default_to_the_run_and_can_be_asked_for(trained, capsys):
+    assert main(["evaluate", str(trained / "clf"), "--split", "val", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["tta_flip"] is False and plain["tta_translate"] is False
+    assert main(["evaluate", str(trained / "clf"), "--split", "val", "--json", "--tta-flip", "--tta-translate"]) == 0
+    views = json.loads(capsys.readouterr().out)
+    assert views["tta_flip"] is True and views["tta_translate"] is True and views["samples"] == plain["samples"]
+
+
 def test_evaluate_autoencoder_table(trained, capsys):
     assert main(["evaluate", str(trained / "ae" / "best.safetensors"), "--split", "val"]) == 0
     out = capsys.readouterr().out

@@ -264,6 +264,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.json,
         tta_flip=args.tta_flip,
+        tta_translate=args.tta_translate,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -541,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "squeezelab evaluate runs/sqz --split val",
             "squeezelab evaluate runs/sqz/best.safetensors --data cifar10:data/cifar10 --split test --json",
+            "squeezelab evaluate runs/fast --split val --tta-flip --tta-translate",
         ),
     )
     p.add_argument("checkpoint", metavar="RUN|CHECKPOINT", help="a run directory or a .safetensors checkpoint")
@@ -559,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="average each image's and its mirror's logits (default: as the run validated)",
+    )
+    p.add_argument(
+        "--tta-translate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also average the views shifted by one pixel up-left and down-right (default: as the run validated)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_evaluate)

@@ -115,6 +115,27 @@ def test_tta_flip_averages_an_image_and_its_mirror():
     assert train[0].tolist() == [1.0, 0.0]
 
 
+class _TwoPixels(nn.Module):
+    """Logits that read two fixed pixels: a one-pixel shift changes them."""
+
+    def forward(self, x):
+        return torch.stack([x[:, 0, 0, 0], x[:, 0, 2, 2]], 1)
+
+
+def test_tta_translate_weights_the_centre_half_and_each_reflect_padded_shift_a_quarter():
+    images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    images[:, :, 1, 1] = 255
+    labels = torch.zeros(2, dtype=torch.long)
+    transform = BatchTransform((0.0,), (1.0,))
+    task = Classification(tta_translate=True)
+    _, _, averaged = task.batch(_TwoPixels(), images, labels, transform, train=False)
+    # Centre reads (0, 0); shifted down-right, pixel (0, 0) is the reflection of (1, 1): (1, 1); shifted
+    # up-left, (0, 0) is (1, 1) and (2, 2) is (3, 3): (1, 0). Half of the first, a quarter of each other.
+    assert averaged[0].tolist() == [0.5, 0.25]
+    _, _, train = task.batch(_TwoPixels(), images, labels, transform, train=True)
+    assert train[0].tolist() == [0.0, 0.0]
+
+
 def test_fast_cifar10_preset_trains_with_all_its_options(digits):
     cfg = preset("fast-cifar10")
     assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.model_kwargs["batch_norm"]

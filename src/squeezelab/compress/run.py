@@ -98,7 +98,8 @@ def _int8(
         "fp32_torchscript": (fp32, freeze(fp32, channels_last.normalize(examples)), channels_last),
         "int8": (int8, freeze(int8, transform.normalize(examples)), transform),
     }
-    task = task_for(fp32, tta_flip=recipe.tta_flip)  # scored as the run validated, like every stage
+    # Scored as the run validated, like every stage.
+    task = task_for(fp32, tta_flip=recipe.tta_flip, tta_translate=recipe.tta_translate)
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
     for label, (scored, timed, inputs) in paths.items():
         metrics = evaluate_split(scored, task, val, transform, 256, torch.device("cpu"))

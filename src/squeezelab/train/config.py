@@ -65,6 +65,7 @@ class TrainConfig:
     crop_padding: int = _opt(0, "random crop with this zero padding (0: off)")
     flip: bool = _opt(False, "random horizontal flips")
     tta_flip: bool = _opt(False, "evaluate classifiers on the mean logits of each image and its mirror")
+    tta_translate: bool = _opt(False, "also average the views shifted by one pixel up-left and down-right")
 
     early_stopping: int | None = _opt(None, "stop after this many epochs without improvement")
     monitor: str = _opt("auto", "validation metric for best checkpoint and early stopping (auto: val_loss)")

@@ -112,12 +112,14 @@ def evaluate(
     device: str = "cpu",
     progress: bool = False,
     tta_flip: bool | None = None,
+    tta_translate: bool | None = None,
 ) -> dict:
     """Metrics of a trained model on one split; with ``out_dir``, also a confusion matrix or reconstruction PNG.
 
     ``data`` defaults to the dataset the model was trained on; ``split="val"`` is the validation split the
     run held out (rebuilt from its seed), ``"test"`` the dataset's own test split. ``tta_flip`` (classifiers:
-    mean logits of each image and its mirror) defaults to what the run validated with.
+    mean logits of each image and its mirror) and ``tta_translate`` (also the views shifted by one pixel)
+    default to what the run validated with.
     """
     ckpt = open_checkpoint(checkpoint, device)
     data_meta = ckpt.meta["data"]
@@ -132,15 +134,19 @@ def evaluate(
         raise SqueezelabError(
             f"the model expects images of shape {ckpt.input_shape}, {splits.spec} has {tuple(dataset.images.shape[1:])}"
         )
+    recipe = ckpt.meta.get("config") or {}
     if tta_flip is None:
-        tta_flip = bool((ckpt.meta.get("config") or {}).get("tta_flip", False))
-    task = task_for(ckpt.model, tta_flip=tta_flip)
+        tta_flip = bool(recipe.get("tta_flip", False))
+    if tta_translate is None:
+        tta_translate = bool(recipe.get("tta_translate", False))
+    task = task_for(ckpt.model, tta_flip=tta_flip, tta_translate=tta_translate)
     if isinstance(task, Classification) and dataset.labels is None:
         raise SqueezelabError(f"{splits.spec} has no labels to score a classifier against")
     model_device = next(ckpt.model.parameters()).device
     result = {"checkpoint": str(ckpt.path), "data": splits.spec, "split": split, "samples": len(dataset)}
     if isinstance(task, Classification):
         result["tta_flip"] = tta_flip
+        result["tta_translate"] = tta_translate
     chunks: list[torch.Tensor] = []
     model = for_inference(ckpt.model)
     result.update(evaluate_split(model, task, dataset, ckpt.transform, batch_size, model_device, outputs=chunks))

@@ -19,9 +19,10 @@ from squeezelab.models import Autoencoder, jacobian_penalty
 class Classification:
     kind = "classification"
 
-    def __init__(self, label_smoothing: float = 0.0, tta_flip: bool = False) -> None:
+    def __init__(self, label_smoothing: float = 0.0, tta_flip: bool = False, tta_translate: bool = False) -> None:
         self.label_smoothing = label_smoothing
         self.tta_flip = tta_flip
+        self.tta_translate = tta_translate
 
     def batch(
         self,
@@ -36,11 +37,7 @@ class Classification:
         if train:
             images = transform.augment(images, generator)
         x = transform.normalize(images)
-        logits = model(x)
-        if self.tta_flip and not train:
-            # CIFAR-style classes are mirror-symmetric: averaging an image's and its mirror's logits is a cheap
-            # ensemble (+1.1 to +1.3 points for fast-cifar10) that costs a second forward pass at evaluation only.
-            logits = (logits + model(x.flip(-1))) / 2
+        logits = self.views(model, x) if not train else model(x)
         # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
         with torch.no_grad():
@@ -54,6 +51,25 @@ class Classification:
                 ]
             )
         return loss, stats, logits
+
+    def views(self, model: nn.Module, x: Tensor) -> Tensor:
+        """Evaluation logits, averaged over the test-time views the task was built with."""
+        logits = self.mirrored(model, x)
+        if self.tta_translate:
+            # airbench's weighting: the centred view(s) count half, the two one-pixel shifts (reflect-padded,
+            # towards the top-left and the bottom-right) a quarter each. +0.2 points on fast-cifar10 (89.94 -> 90.16).
+            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            height, width = x.shape[-2:]
+            shifted = [padded[..., :height, :width], padded[..., 2:, 2:]]
+            logits = logits / 2 + sum(self.mirrored(model, view) for view in shifted) / 4
+        return logits
+
+    def mirrored(self, model: nn.Module, x: Tensor) -> Tensor:
+        if not self.tta_flip:
+            return model(x)
+        # CIFAR-style classes are mirror-symmetric: averaging an image's and its mirror's logits is a cheap
+        # ensemble (+1.1 to +1.3 points for fast-cifar10) that costs a second forward pass at evaluation only.
+        return (model(x) + model(x.flip(-1))) / 2
 
     def summarize(self, totals: Tensor) -> dict[str, float]:
         loss, top1, top5, count = totals.tolist()
@@ -123,7 +139,8 @@ def task_for(
     contractive_weight: float = 0.0,
     n_projections: int = 1,
     tta_flip: bool = False,
+    tta_translate: bool = False,
 ) -> Classification | Reconstruction:
     if isinstance(model, Autoencoder):
         return Reconstruction("mse" if loss == "auto" else loss, contractive_weight, n_projections)
-    return Classification(label_smoothing, tta_flip)
+    return Classification(label_smoothing, tta_flip, tta_translate)

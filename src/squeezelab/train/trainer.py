@@ -239,7 +239,13 @@ class Trainer:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.task = task_for(
-            model, cfg.loss, cfg.label_smoothing, cfg.contractive_weight, cfg.n_projections, cfg.tta_flip
+            model,
+            cfg.loss,
+            cfg.label_smoothing,
+            cfg.contractive_weight,
+            cfg.n_projections,
+            cfg.tta_flip,
+            cfg.tta_translate,
         )
         validate_config(cfg, self.task, self.device)
         if self.group.world_size > 1 and cfg.contractive_weight:
