@@ -37,7 +37,7 @@ class Classification:
         if train:
             images = transform.augment(images, generator)
         x = transform.normalize(images)
-        logits = self.views(model, x) if not train else model(x)
+        logits = model(x) if train else self.views(model, x)
         # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
         with torch.no_grad():
