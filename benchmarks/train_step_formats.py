@@ -21,6 +21,7 @@ from _common import machine
 from squeezelab.models import create_model
 from squeezelab.profile import count_macs
 from squeezelab.train import preset
+from squeezelab.train.host_memory import keep_freed_host_memory
 
 FAST = preset("fast-cifar10").model_kwargs
 MODELS = {
@@ -59,8 +60,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--keep-host-memory",
+        action="store_true",
+        help="keep freed host memory for reuse, as fit() does on the CPU (squeezelab.train.host_memory)",
+    )
     args = parser.parse_args()
-    print(f"machine: {machine()}; batch {args.batch_size}\n")
+    if args.keep_host_memory:
+        keep_freed_host_memory()
+    kept = "freed host memory kept" if args.keep_host_memory else "glibc's default malloc"
+    print(f"machine: {machine()}; batch {args.batch_size}; {kept}\n")
     print(
         "| model | params | MACs | NCHW fp32 | NCHW bf16 | channels-last fp32 | channels-last bf16 "
         "| best / NCHW fp32 | best: training GFLOP/s |"

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from squeezelab.data import BatchTransform, normalize, random_crop, random_flip
+from squeezelab.data.transforms import alternating_flips, flip_where
 
 
 def _batch(n=16, channels=3, size=6, dtype=torch.uint8) -> torch.Tensor:
@@ -38,6 +39,19 @@ def test_flip_mirrors_exactly_the_chosen_images():
     assert torch.equal(out[chosen], batch[chosen].flip(-1))
     assert torch.equal(out[~chosen], batch[~chosen])
     assert torch.equal(random_flip(batch, p=0.0), batch) and torch.equal(random_flip(batch, p=1.0), batch.flip(-1))
+
+
+def test_alternating_flips_show_each_image_both_ways_every_two_epochs():
+    parity = torch.rand(1000, generator=torch.Generator().manual_seed(0)) < 0.5
+    assert 400 < parity.sum() < 600
+    for epoch in range(4):
+        this, following = alternating_flips(parity, epoch), alternating_flips(parity, epoch + 1)
+        assert torch.equal(this ^ following, torch.ones(1000, dtype=torch.bool))
+    assert torch.equal(alternating_flips(parity, 0), parity) and torch.equal(alternating_flips(parity, 2), parity)
+    batch = _batch(n=4)
+    chosen = torch.tensor([True, False, False, True])
+    out = flip_where(batch, chosen)
+    assert torch.equal(out[chosen], batch[chosen].flip(-1)) and torch.equal(out[~chosen], batch[~chosen])
 
 
 def test_normalize_values():

@@ -138,7 +138,7 @@ def test_tta_translate_weights_the_centre_half_and_each_reflect_padded_shift_a_q
 
 def test_fast_cifar10_preset_trains_with_all_its_options(digits):
     cfg = preset("fast-cifar10")
-    assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.model_kwargs["batch_norm"]
+    assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.alternate_flip and cfg.model_kwargs["batch_norm"]
     full = create_model(cfg.model, **cfg.model_kwargs)
     assert sum(p.numel() for p in full.parameters()) == 939_722  # the limit: 1M
     assert full(torch.zeros(2, 3, 32, 32)).shape == (2, 10)

@@ -302,3 +302,40 @@ def test_validation_scores_a_batch_norm_model_folded_as_inference_runs_it(digits
     unfolded = evaluate_split(model, trainer.task, trainer.val_data, trainer.transform, 64, trainer.device)
     assert folded["acc1"] == unfolded["acc1"]
     assert folded["loss"] == pytest.approx(unfolded["loss"], rel=1e-4)
+
+
+def test_alternating_flip_mirrors_each_image_once_in_every_two_epochs(digits, monkeypatch):
+    import squeezelab.train.trainer as trainer_module
+
+    indices, seen = [], []
+    gather = trainer_module.gather_batch
+
+    def recording_gather(images, labels, index, device):
+        indices.append(index)
+        return gather(images, labels, index, device)
+
+    monkeypatch.setattr(trainer_module, "gather_batch", recording_gather)
+    cfg = TrainConfig(epochs=2, batch_size=256, flip=True, alternate_flip=True, validation_split=0.1)
+    model = create_model("squeezenet_cifar", in_chans=1, **SMALL_SQUEEZENET)
+    trainer = Trainer(model, digits, cfg, None, verbose=0)
+    assert not trainer.transform.flip  # the loop mirrors, not the random transform
+    batch = trainer.task.batch
+
+    def spy(model, images, labels, transform, train, *rest):
+        if train:
+            seen.append(images)
+        return batch(model, images, labels, transform, train, *rest)
+
+    monkeypatch.setattr(trainer.task, "batch", spy)
+    trainer.run()
+    steps = trainer.steps_per_epoch
+    mirrored = torch.zeros(2, len(trainer.train_data), dtype=torch.bool)
+    for step, (index, images) in enumerate(zip(indices, seen, strict=True)):
+        plain = trainer.train_data.images[index]
+        flipped = (images != plain).flatten(1).any(1)
+        # Symmetric digits look the same mirrored, so only images that change count as evidence either way.
+        assert torch.equal(images[flipped], plain[flipped].flip(-1))
+        mirrored[step // steps, index] = flipped
+    asymmetric = (trainer.train_data.images != trainer.train_data.images.flip(-1)).flatten(1).any(1)
+    assert torch.equal(mirrored[0][asymmetric], trainer.flip_parity[asymmetric])
+    assert torch.equal(mirrored[1][asymmetric], ~trainer.flip_parity[asymmetric])

@@ -54,7 +54,21 @@ def random_flip(batch: Tensor, generator: torch.Generator | None = None, p: floa
     if not 0 <= p <= 1:
         raise ValueError(f"p must be between 0 and 1, got {p}")
     chosen = torch.rand(batch.shape[0], generator=generator, device=_draw_device(batch, generator)) < p
+    return flip_where(batch, chosen)
+
+
+def flip_where(batch: Tensor, chosen: Tensor) -> Tensor:
+    """Mirror (left-right) the images of ``batch`` where the boolean vector ``chosen`` is true."""
     return torch.where(chosen.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
+
+
+def alternating_flips(parity: Tensor, epoch: int) -> Tensor:
+    """Which images to mirror in ``epoch``: a fixed random half in even epochs, the other half in odd ones.
+
+    airbench's alternating flip: over any two consecutive epochs every image is seen once as it is and once
+    mirrored, where independent coin flips show a quarter of the images the same way twice.
+    """
+    return parity ^ bool(epoch % 2)
 
 
 @dataclass(frozen=True)

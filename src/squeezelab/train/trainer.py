@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.data.transforms import alternating_flips, flip_where
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model, model_info
 from squeezelab.models.fold import fold_batch_norm, foldable
@@ -33,6 +34,7 @@ from squeezelab.train.checkpoint import (
 )
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.distributed import ProcessGroup, init_distributed, local_rank
+from squeezelab.train.host_memory import keep_freed_host_memory
 from squeezelab.train.tasks import Classification, Reconstruction, task_for
 
 
@@ -235,6 +237,8 @@ class Trainer:
         self.group = group or init_distributed(self.device)
         if self.group.world_size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", local_rank())  # one GPU per process
+        if self.device.type == "cpu":
+            keep_freed_host_memory()
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -267,8 +271,14 @@ class Trainer:
         else:
             self.train_data, self.val_data = splits.train, None
         mean, std = normalization(cfg, splits, self.task)
-        self.transform = BatchTransform(mean, std, cfg.crop_padding, cfg.flip, cfg.channels_last)
+        # An alternating flip depends on the sample and the epoch, so the loop mirrors the batch itself.
+        random_flip = cfg.flip and not cfg.alternate_flip
+        self.transform = BatchTransform(mean, std, cfg.crop_padding, random_flip, cfg.channels_last)
         self.images, self.labels = place_data(self.train_data, self.device)
+        self.flip_parity = None
+        if cfg.flip and cfg.alternate_flip:
+            draw = torch.Generator(device=self.device).manual_seed(cfg.seed)
+            self.flip_parity = torch.rand(len(self.train_data), generator=draw, device=self.device) < 0.5
         self.steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
         if cfg.batch_size % self.group.world_size:
             raise SqueezelabError(
@@ -409,6 +419,8 @@ class Trainer:
         for step, begin in enumerate(range(0, len(order), local_batch)):
             index = order[begin : begin + local_batch]
             images, labels = gather_batch(self.images, self.labels, index, self.device)
+            if self.flip_parity is not None:
+                images = flip_where(images, alternating_flips(self.flip_parity[index], epoch))
             with autocast:
                 loss, stats, _ = self.task.batch(self.train_model, images, labels, self.transform, True, generator)
             if not torch.isfinite(loss):
