@@ -26,6 +26,7 @@ from _common import machine, matmul_peak_gflops
 from squeezelab.data import DataSplits, ImageDataset, load_dataset, normalize
 from squeezelab.profile import count_macs
 from squeezelab.train import TrainConfig, fit, preset
+from squeezelab.train.host_memory import keep_freed_host_memory
 from squeezelab.train.trainer import create_model_for
 
 
@@ -91,6 +92,9 @@ def main() -> None:
     parser.add_argument("--small-rounds", type=int, default=10, help="epochs of each loop for dense_ae")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    # fit() keeps freed host memory from its first call on, process-wide; the minimal loop gets the same
+    # allocator from the start, so that the comparison is of the loops, not of malloc settings.
+    keep_freed_host_memory()
 
     peak = matmul_peak_gflops()
     bf16_peak = matmul_peak_gflops(dtype=torch.bfloat16)

@@ -211,6 +211,7 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"loss": "mse"}, "a classifier trains with cross_entropy"),
         ({"optimizer": "rmsprop"}, "unknown optimizer"),
         ({"monitor": "val_bogus"}, "monitor 'val_bogus' is not a metric"),
+        ({"alternate_flip": True}, "alternate_flip says how to flip: add --flip"),
         ({"nonsense": 1}, "unknown training option"),
     ],
 )

@@ -1,13 +1,15 @@
-"""Keep freed host memory for reuse: glibc's default costs CPU training 15-20% of its speed.
+"""Keep freed host memory for reuse: with glibc's default a CPU training step faults its buffers in anew.
 
 glibc serves every allocation above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh
 ``mmap`` and gives it back with ``munmap`` when freed. A training step allocates and frees the same large
-activation and gradient buffers every time, so each step faults in all its pages anew (the kernel zeroes
-every one of them). The page faults showed in a profile as ``fill_`` and pooling backward taking 20 ms for a
-buffer that memory bandwidth fills in a few. ``mallopt`` makes every allocation come from the heap and keeps
-what is freed there: a fast-cifar10 step went from 595-633 to 707-728 images/s on a 2-core AMD EPYC
-(``benchmarks/train_step_formats.py --keep-host-memory``). The cost: the process keeps its peak heap until it
-exits, which for a training process is its working set anyway.
+activation and gradient buffers every time, so each step faults in all their pages again (the kernel zeroes
+every one). In a profile this showed as ``fill_`` and pooling backward taking 20 ms for a buffer that memory
+bandwidth fills in a few. ``mallopt`` makes every allocation come from the heap and keeps what is freed there.
+``benchmarks/train_step_formats.py`` with and without ``--keep-host-memory`` (2-core AMD EPYC Zen 4, two
+runs each): the paper-style squeezenet_cifar's bf16 channels-last step 754-762 -> 993-1,114 images/s, NCHW
+fp32 steps 1.2-1.7x faster; the fast-cifar10 model's bf16 channels-last step 547-659 -> 627-645 (one run
+faster by 18%, the other slower by 5%: within this VM's noise). The cost: the process keeps its peak heap
+until it exits, which for a training process is its working set anyway.
 """
 
 from __future__ import annotations

@@ -212,6 +212,8 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append(f"an autoencoder trains with mse or bce, not {cfg.loss!r}")
     if isinstance(task, Classification) and cfg.contractive_weight:
         problems.append("contractive_weight applies to autoencoders only")
+    if cfg.alternate_flip and not cfg.flip:
+        problems.append("alternate_flip says how to flip: add --flip")
     if cfg.bf16 and cfg.fp16:
         problems.append("choose one of bf16 and fp16")
     if cfg.fp16 and device.type != "cuda":
@@ -272,11 +274,12 @@ class Trainer:
             self.train_data, self.val_data = splits.train, None
         mean, std = normalization(cfg, splits, self.task)
         # An alternating flip depends on the sample and the epoch, so the loop mirrors the batch itself.
-        random_flip = cfg.flip and not cfg.alternate_flip
-        self.transform = BatchTransform(mean, std, cfg.crop_padding, random_flip, cfg.channels_last)
+        self.transform = BatchTransform(
+            mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last
+        )
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
-        if cfg.flip and cfg.alternate_flip:
+        if cfg.alternate_flip:
             draw = torch.Generator(device=self.device).manual_seed(cfg.seed)
             self.flip_parity = torch.rand(len(self.train_data), generator=draw, device=self.device) < 0.5
         self.steps_per_epoch = math.ceil(len(self.train_data) / cfg.batch_size)
