@@ -115,9 +115,10 @@ def main() -> None:
         targets=TARGETS,
     )
     for name, curve in curves.items():
+        walls, trains = summary["time_to"][name], summary["train_time_to"][name]
         reached = ", ".join(
-            f"{t:.0%} at {wall:.0f} s ({train:.0f} s of training)" if wall is not None else f"{t:.0%} not reached"
-            for t, wall, train in ((t, time_to(curve, t), time_to(curve, t, "train_seconds")) for t in TARGETS)
+            f"{t} at {walls[t]:.0f} s ({trains[t]:.0f} s of training)" if walls[t] is not None else f"{t} not reached"
+            for t in walls
         )
         print(
             f"{name}: best {summary['best'][name]:.2%} after {curve[-1]['seconds']:.0f} s "
