@@ -75,3 +75,16 @@ def test_batch_transform_augments_only_when_training():
     assert trained.dtype == torch.float32 and trained.shape == batch.shape and not torch.equal(trained, evaluated)
     again = transform(batch, train=True, generator=torch.Generator().manual_seed(0))
     assert torch.equal(trained, again)
+
+
+def test_batch_transform_resizes_with_antialiasing_when_given_a_size():
+    stripes = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    stripes[..., ::2] = 255  # one-pixel columns: what naive subsampling turns into a solid or empty image
+    transform = BatchTransform(mean=(0.0,) * 3, std=(1.0,) * 3, size=4, channels_last=True)
+    small = transform.normalize(stripes)
+    assert small.shape == (2, 3, 4, 4) and small.is_contiguous(memory_format=torch.channels_last)
+    # Averaged, not aliased: subsampling would keep only the white (1.0) or only the black (0.0) columns.
+    torch.testing.assert_close(small[..., 1:3], torch.full_like(small[..., 1:3], 0.5))
+    assert small.min() > 0.4 and small.max() < 0.6
+    same = BatchTransform(mean=(0.0,) * 3, std=(1.0,) * 3, size=8).normalize(stripes)
+    assert torch.equal(same, normalize(stripes, (0.0,) * 3, (1.0,) * 3))

@@ -136,13 +136,15 @@ def test_tta_translate_weights_the_centre_half_and_each_reflect_padded_shift_a_q
     assert train[0].tolist() == [0.0, 0.0]
 
 
-def test_fast_cifar10_preset_trains_with_all_its_options(digits):
+def test_fast_cifar10_preset_trains_with_all_its_options():
     cfg = preset("fast-cifar10")
     assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.alternate_flip and cfg.model_kwargs["batch_norm"]
+    assert cfg.tta_translate and cfg.low_res == 24 and cfg.lookahead is False
+    digits = load_dataset("digits", image_size=32, progress=False)  # CIFAR's size, so that 24 is a downscale
     full = create_model(cfg.model, **cfg.model_kwargs)
     assert sum(p.numel() for p in full.parameters()) == 939_722  # the limit: 1M
     assert full(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     small = {**cfg.model_kwargs, **SMALL}
-    history = fit(cfg.model, digits, cfg, epochs=2, batch_size=64, lr=0.05, model_kwargs=small, verbose=0)
+    history = fit(cfg.model, digits, cfg, epochs=3, batch_size=64, lr=0.05, model_kwargs=small, verbose=0)
     assert math.isfinite(history.epochs[-1]["val_loss"])
     assert history.epochs[-1]["val_acc1"] > 0.2  # chance is 0.1

@@ -97,13 +97,14 @@ def _interrupt_after(model: nn.Module, calls: int) -> None:
     model.register_forward_pre_hook(hook)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(digits, tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer, lookahead", [("sgd", False), ("adam", False), ("sgd", True)])
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(digits, tmp_path, optimizer, lookahead):
     config = TrainConfig(
         model_kwargs=SMALL_SQUEEZENET,
         epochs=3,
         batch_size=64,
         optimizer=optimizer,
+        lookahead=lookahead,
         lr=0.01,
         schedule="cosine",
         warmup_epochs=1,
@@ -212,6 +213,8 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"optimizer": "rmsprop"}, "unknown optimizer"),
         ({"monitor": "val_bogus"}, "monitor 'val_bogus' is not a metric"),
         ({"alternate_flip": True}, "alternate_flip says how to flip: add --flip"),
+        ({"low_res": 0}, "low_res must be >= 1"),
+        ({"low_res": 16, "low_res_share": 1.5}, "low_res_share in \\[0, 1\\]"),
         ({"nonsense": 1}, "unknown training option"),
     ],
 )
@@ -340,3 +343,16 @@ def test_alternating_flip_mirrors_each_image_once_in_every_two_epochs(digits, mo
     asymmetric = (trainer.train_data.images != trainer.train_data.images.flip(-1)).flatten(1).any(1)
     assert torch.equal(mirrored[0][asymmetric], trainer.flip_parity[asymmetric])
     assert torch.equal(mirrored[1][asymmetric], ~trainer.flip_parity[asymmetric])
+
+
+def test_progressive_resizing_trains_the_first_share_of_epochs_at_low_resolution():
+    digits24 = load_dataset("digits", image_size=24, progress=False)
+    sizes: list[tuple[bool, int]] = []
+    model = create_model("squeezenet_cifar", in_chans=1, **SMALL_SQUEEZENET)
+    model.register_forward_pre_hook(lambda module, args: sizes.append((module.training, args[0].shape[-1])))
+    cfg = TrainConfig(epochs=5, batch_size=512, low_res=16, low_res_share=0.6, channels_last=True)
+    history = Trainer(model, digits24, cfg, None, verbose=0).run()
+    assert len(history.epochs) == 5
+    # round(0.6 * 5) = 3 epochs at 16x16, then 24x24; validation always at the full size.
+    assert [size for training, size in sizes if training] == [16] * 12 + [24] * 8  # 4 steps per epoch
+    assert {size for training, size in sizes if not training} == {24}

@@ -76,6 +76,8 @@ class BatchTransform:
     """uint8 batch -> float32 model input: random crop and flip when training, then normalisation.
 
     With ``channels_last`` the float batch comes out in channels-last memory order, for models kept in it.
+    With ``size`` it is also resized (bilinear, antialiased) to ``size`` x ``size``: the cheap early epochs of
+    progressive resizing.
 
     ``augment`` and ``normalize`` are also available apart, for autoencoders, whose target is the augmented
     image itself.
@@ -86,6 +88,7 @@ class BatchTransform:
     crop_padding: int = 0
     flip: bool = False
     channels_last: bool = False
+    size: int | None = None
 
     def augment(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.crop_padding:
@@ -96,6 +99,8 @@ class BatchTransform:
 
     def normalize(self, images_uint8: Tensor) -> Tensor:
         x = normalize(images_uint8, self.mean, self.std)
+        if self.size is not None and x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def __call__(self, images_uint8: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:

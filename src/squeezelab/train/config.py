@@ -49,6 +49,9 @@ class TrainConfig:
     step_size: int = _opt(30, "epochs between decays (step schedule)")
     gamma: float = _opt(0.1, "decay factor (step schedule)")
     label_smoothing: float = _opt(0.0, "label smoothing (classifiers)")
+    lookahead: bool = _opt(
+        False, "airbench's lookahead: every 5 steps pull the weights towards a slow average, harder as training ends"
+    )
     grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
     bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AMX or AVX512-BF16, and GPUs)")
     fp16: bool = _opt(False, "float16 autocast with loss scaling (CUDA only)")
@@ -67,6 +70,10 @@ class TrainConfig:
     alternate_flip: bool = _opt(
         False, "with --flip: mirror a fixed random half of the images in even epochs and the other half in odd ones"
     )
+    low_res: int | None = _opt(
+        None, "progressive resizing: train the first epochs on images resized to this size (cheaper steps)"
+    )
+    low_res_share: float = _opt(0.6, "with --low-res: the share of the epochs trained at the low resolution")
     tta_flip: bool = _opt(False, "evaluate classifiers on the mean logits of each image and its mirror")
     tta_translate: bool = _opt(False, "also average the views shifted by one pixel up-left and down-right")
 
@@ -108,9 +115,11 @@ PRESETS: dict[str, TrainConfig] = {
     # time (bigger convolutions use the CPU better) and learns faster (940K parameters); bf16 autocast with
     # channels-last makes a step 2.9x faster than fp32 NCHW; batch 256 rather than 512 (+1.7 points after an
     # 8-epoch schedule, for 6% more time per epoch); one-cycle schedule, label smoothing, no weight decay on BN
-    # and biases, crop + alternating flip, mirror averaging at evaluation. 22 epochs fit in 30 minutes under
-    # `torchrun --nproc_per_node 2` on a 2-core AMD EPYC (Zen 4); a longer run of the same recipe is
-    # `--epochs N`: the schedule stretches with it.
+    # and biases, crop + alternating flip. The first 60% of the epochs train on 24x24 images, 1.5x cheaper
+    # steps (+0.8 points against 8 full-size epochs in the same time); validation averages the mirrored and
+    # one-pixel-shifted views. 30 epochs take about 30 minutes of training under `torchrun --nproc_per_node 2`
+    # on a 2-core AMD EPYC (Zen 4); a longer run of the same recipe is `--epochs N`: the schedule and the
+    # low-resolution share stretch with it.
     "fast-cifar10": TrainConfig(
         model="squeezenet_cifar",
         model_kwargs={
@@ -125,7 +134,7 @@ PRESETS: dict[str, TrainConfig] = {
             "incr_e": 64,
         },
         data="cifar10:data/cifar10",
-        epochs=22,
+        epochs=30,
         batch_size=256,
         optimizer="sgd",
         lr=0.2,
@@ -139,7 +148,10 @@ PRESETS: dict[str, TrainConfig] = {
         crop_padding=4,
         flip=True,
         alternate_flip=True,
+        low_res=24,
+        low_res_share=0.6,
         tta_flip=True,
+        tta_translate=True,
         channels_last=True,
         bf16=True,
         monitor="val_acc1",

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +35,7 @@ from squeezelab.train.checkpoint import (
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.distributed import ProcessGroup, init_distributed, local_rank
 from squeezelab.train.host_memory import keep_freed_host_memory
+from squeezelab.train.lookahead import Lookahead
 from squeezelab.train.tasks import Classification, Reconstruction, task_for
 
 
@@ -214,6 +215,8 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append("contractive_weight applies to autoencoders only")
     if cfg.alternate_flip and not cfg.flip:
         problems.append("alternate_flip says how to flip: add --flip")
+    if cfg.low_res is not None and not (cfg.low_res >= 1 and 0 <= cfg.low_res_share <= 1):
+        problems.append(f"low_res must be >= 1 and low_res_share in [0, 1], got {cfg.low_res} and {cfg.low_res_share}")
     if cfg.bf16 and cfg.fp16:
         problems.append("choose one of bf16 and fp16")
     if cfg.fp16 and device.type != "cuda":
@@ -277,6 +280,8 @@ class Trainer:
         self.transform = BatchTransform(
             mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last
         )
+        self.low_res_transform = replace(self.transform, size=cfg.low_res)
+        self.low_res_epochs = round(cfg.low_res_share * cfg.epochs) if cfg.low_res else 0
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
         if cfg.alternate_flip:
@@ -404,6 +409,7 @@ class Trainer:
         )
         order = self.group.shard(order, equal=True)
         local_batch = cfg.batch_size // self.group.world_size
+        transform = self.low_res_transform if epoch < self.low_res_epochs else self.transform
         totals = None
         autocast = autocast_for(cfg, self.device)
         self.model.train()
@@ -415,6 +421,8 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
+        # Started afresh every epoch: the weights it starts from are the slow weights of the last one.
+        lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
         start = time.perf_counter()
         out_of_time = False
         world = self.group.world_size
@@ -425,7 +433,7 @@ class Trainer:
             if self.flip_parity is not None:
                 images = flip_where(images, alternating_flips(self.flip_parity[index], epoch))
             with autocast:
-                loss, stats, _ = self.task.batch(self.train_model, images, labels, self.transform, True, generator)
+                loss, stats, _ = self.task.batch(self.train_model, images, labels, transform, True, generator)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
@@ -445,6 +453,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
+            if lookahead is not None:
+                lookahead.after_step(epoch * self.steps_per_epoch + step + 1)
             totals = stats if totals is None else totals + stats
             if self.progress:
                 bar.update()
@@ -455,6 +465,8 @@ class Trainer:
             if deadline is not None and time.perf_counter() >= deadline:
                 out_of_time = True
                 break
+        if lookahead is not None:
+            lookahead.sync(epoch * self.steps_per_epoch + step + 1)
         bar.close()
         seconds = time.perf_counter() - start
         totals = self.group.sum(totals)
