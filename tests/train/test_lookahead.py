@@ -20,14 +20,14 @@ def test_decay_grows_with_the_cube_of_progress():
 
 def test_every_k_steps_the_weights_restart_from_the_slow_average():
     model = _model()
-    lookahead = Lookahead(model, total_steps=10, every=2, final_decay=0.5)
+    lookahead = Lookahead(model, total_steps=10, step=8, every=2, final_decay=0.5)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model[0].weight.add_(1.0)
         model[1].running_mean.add_(2.0)
-    lookahead.after_step(9)
+    lookahead.after_step()
     assert torch.equal(model[0].weight, start["0.weight"] + 1.0)  # one step: nothing averaged yet
-    lookahead.after_step(10)
+    lookahead.after_step()
     # decay(10) = 0.5: the slow weights move half way, and the fast ones take their value.
     torch.testing.assert_close(model[0].weight, start["0.weight"] + 0.5)
     torch.testing.assert_close(model[1].running_mean, start["1.running_mean"] + 1.0)
@@ -37,12 +37,12 @@ def test_every_k_steps_the_weights_restart_from_the_slow_average():
 
 def test_sync_ends_a_partial_period_and_is_idle_without_steps():
     model = _model()
-    lookahead = Lookahead(model, total_steps=4, every=5, final_decay=0.5)
+    lookahead = Lookahead(model, total_steps=4, step=3, every=5, final_decay=0.5)
     with torch.no_grad():
         model[0].weight.mul_(3.0)
     fast = model[0].weight.clone()
-    lookahead.sync(2)  # nothing pending: no change
+    lookahead.sync()  # nothing pending: no change
     assert torch.equal(model[0].weight, fast)
-    lookahead.after_step(4)
-    lookahead.sync(4)
+    lookahead.after_step()  # step 4 of 4: decay 0.5
+    lookahead.sync()
     torch.testing.assert_close(model[0].weight, (fast / 3 + fast) / 2)

@@ -230,6 +230,11 @@ def test_bad_options_are_user_errors(digits, options, message):
         )
 
 
+def test_progressive_resizing_is_refused_for_autoencoders(digits):
+    with pytest.raises(SqueezelabError, match="low_res applies to classifiers only"):
+        fit("dense_ae", digits, epochs=1, low_res=8, verbose=0)
+
+
 def test_schedules():
     cfg = TrainConfig(epochs=10, schedule="onecycle")
     f = _schedule(cfg, steps_per_epoch=10)

@@ -17,8 +17,12 @@ from torch import nn
 
 
 class Lookahead:
-    def __init__(self, model: nn.Module, total_steps: int, every: int = 5, final_decay: float = 0.95**5) -> None:
+    def __init__(
+        self, model: nn.Module, total_steps: int, step: int = 0, every: int = 5, final_decay: float = 0.95**5
+    ) -> None:
+        """``step``: the optimizer steps the run has already taken; ``total_steps``: all it will take."""
         self.total_steps = max(1, total_steps)
+        self.step = step
         self.every = every
         self.final_decay = final_decay
         # state_dict() tensors share storage with the parameters and buffers the optimizer updates in place.
@@ -29,19 +33,20 @@ class Lookahead:
     def decay(self, step: int) -> float:
         return self.final_decay * (min(step, self.total_steps) / self.total_steps) ** 3
 
-    def after_step(self, step: int) -> None:
-        """Call after optimizer step ``step`` (1-based, counted over the whole run)."""
+    def after_step(self) -> None:
+        """Call after every optimizer step."""
+        self.step += 1
         self.pending += 1
         if self.pending == self.every:
-            self.sync(step)
+            self.sync()
 
     @torch.no_grad()
-    def sync(self, step: int) -> None:
+    def sync(self) -> None:
         """Move the slow weights towards the fast ones and restart the fast ones from them."""
         if not self.pending:
             return
-        weight = 1 - self.decay(step)
-        for slow, fast in zip(self.slow, self.fast):
+        weight = 1 - self.decay(self.step)
+        for slow, fast in zip(self.slow, self.fast, strict=True):
             slow.lerp_(fast, weight)
             fast.copy_(slow)
         self.pending = 0

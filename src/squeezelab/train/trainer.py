@@ -216,7 +216,9 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
     if cfg.alternate_flip and not cfg.flip:
         problems.append("alternate_flip says how to flip: add --flip")
     if cfg.low_res is not None and not (cfg.low_res >= 1 and 0 <= cfg.low_res_share <= 1):
-        problems.append(f"low_res must be >= 1 and low_res_share in [0, 1], got {cfg.low_res} and {cfg.low_res_share}")
+        problems.append(f"low_res must be >= 1 and low_res_share in [0, 1], got {cfg.low_res}, {cfg.low_res_share}")
+    if isinstance(task, Reconstruction) and cfg.low_res is not None:
+        problems.append("low_res applies to classifiers only: an autoencoder's target is the full-size image")
     if cfg.bf16 and cfg.fp16:
         problems.append("choose one of bf16 and fp16")
     if cfg.fp16 and device.type != "cuda":
@@ -422,7 +424,10 @@ class Trainer:
             dynamic_ncols=True,
         )
         # Started afresh every epoch: the weights it starts from are the slow weights of the last one.
-        lookahead = Lookahead(self.model, cfg.epochs * self.steps_per_epoch) if cfg.lookahead else None
+        lookahead = None
+        if cfg.lookahead:
+            total = cfg.epochs * self.steps_per_epoch
+            lookahead = Lookahead(self.model, total, step=epoch * self.steps_per_epoch)
         start = time.perf_counter()
         out_of_time = False
         world = self.group.world_size
@@ -454,7 +459,7 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             if lookahead is not None:
-                lookahead.after_step(epoch * self.steps_per_epoch + step + 1)
+                lookahead.after_step()
             totals = stats if totals is None else totals + stats
             if self.progress:
                 bar.update()
@@ -466,7 +471,7 @@ class Trainer:
                 out_of_time = True
                 break
         if lookahead is not None:
-            lookahead.sync(epoch * self.steps_per_epoch + step + 1)
+            lookahead.sync()
         bar.close()
         seconds = time.perf_counter() - start
         totals = self.group.sum(totals)
