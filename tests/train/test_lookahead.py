@@ -15,7 +15,7 @@ def test_decay_grows_with_the_cube_of_progress():
     assert lookahead.decay(0) == 0
     assert lookahead.decay(50) == pytest.approx(0.8 / 8)
     assert lookahead.decay(100) == pytest.approx(0.8)
-    assert lookahead.decay(150) == pytest.approx(0.8)  # a last partial batch past the nominal total
+    assert lookahead.decay(150) == pytest.approx(0.8)  # capped at the final decay
 
 
 def test_every_k_steps_the_weights_restart_from_the_slow_average():
