@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from squeezelab.cli import main, parse_model_args, parse_shape
+from squeezelab.cli import build_parser, main, parse_model_args, parse_shape
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import list_models
 
@@ -63,6 +63,16 @@ def test_usage_errors_exit_2_with_one_line(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "invalid int value" in err and err.count("\n") == 1
+
+
+def test_size_lists_parse_and_bad_ones_exit_2_with_one_line(capsys):
+    args = build_parser().parse_args(["train", "--low-res", "16,20,24"])
+    assert args.low_res == (16, 20, 24)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--low-res", "16,x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--low-res: expected integers separated by commas" in err and err.count("\n") == 1
 
 
 def test_installed_command_has_no_traceback_on_bad_name():

@@ -164,8 +164,17 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is typing.Literal:
             group.add_argument(flag, choices=args, default=None, help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=_int_list, default=None, metavar="N[,N...]", help=help_text)
         else:
             group.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, e.g. 16,24; got {text!r}") from None
 
 
 def _given_options(args: argparse.Namespace) -> dict:

@@ -213,7 +213,8 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"optimizer": "rmsprop"}, "unknown optimizer"),
         ({"monitor": "val_bogus"}, "monitor 'val_bogus' is not a metric"),
         ({"alternate_flip": True}, "alternate_flip says how to flip: add --flip"),
-        ({"low_res": 0}, "low_res must be >= 1"),
+        ({"low_res": 0}, "low_res sizes must be >= 1"),
+        ({"low_res": (16, 0)}, "low_res sizes must be >= 1"),
         ({"low_res": 16, "low_res_share": 1.5}, "low_res_share in \\[0, 1\\]"),
         ({"nonsense": 1}, "unknown training option"),
     ],
@@ -350,14 +351,32 @@ def test_alternating_flip_mirrors_each_image_once_in_every_two_epochs(digits, mo
     assert torch.equal(mirrored[1][asymmetric], ~trainer.flip_parity[asymmetric])
 
 
-def test_progressive_resizing_trains_the_first_share_of_epochs_at_low_resolution():
+def test_low_res_sizes_survive_the_run_directory_json():
+    ramp = TrainConfig(low_res=[16, 24])
+    assert ramp.low_res == (16, 24)
+    assert TrainConfig.from_dict(json.loads(json.dumps(ramp.to_dict()))) == ramp
+    # Run directories written before ramps existed hold one size.
+    assert TrainConfig.from_dict({"low_res": 24}).low_res == (24,)
+
+
+@pytest.mark.parametrize(
+    "low_res, epochs, expected",
+    [
+        # round(0.6 * 5) = 3 epochs at 16x16, then 24x24.
+        (16, 5, [16, 16, 16, 24, 24]),
+        # A ramp: round(0.6 * 7) = 4 low-resolution epochs, floor(i * 3 / 4) picks the size of the i-th.
+        ((16, 18, 20), 7, [16, 16, 18, 20, 24, 24, 24]),
+    ],
+)
+def test_progressive_resizing_trains_the_first_share_of_epochs_at_low_resolution(low_res, epochs, expected):
     digits24 = load_dataset("digits", image_size=24, progress=False)
     sizes: list[tuple[bool, int]] = []
     model = create_model("squeezenet_cifar", in_chans=1, **SMALL_SQUEEZENET)
     model.register_forward_pre_hook(lambda module, args: sizes.append((module.training, args[0].shape[-1])))
-    cfg = TrainConfig(epochs=5, batch_size=512, low_res=16, low_res_share=0.6, channels_last=True)
+    cfg = TrainConfig(epochs=epochs, batch_size=512, low_res=low_res, low_res_share=0.6, channels_last=True)
     history = Trainer(model, digits24, cfg, None, verbose=0).run()
-    assert len(history.epochs) == 5
-    # round(0.6 * 5) = 3 epochs at 16x16, then 24x24; validation always at the full size.
-    assert [size for training, size in sizes if training] == [16] * 12 + [24] * 8  # 4 steps per epoch
+    assert len(history.epochs) == epochs
+    steps = 4  # 1,617 training digits in batches of 512
+    assert [size for training, size in sizes if training] == [size for size in expected for _ in range(steps)]
+    # Validation always runs at the full size.
     assert {size for training, size in sizes if not training} == {24}

@@ -215,8 +215,10 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append("contractive_weight applies to autoencoders only")
     if cfg.alternate_flip and not cfg.flip:
         problems.append("alternate_flip says how to flip: add --flip")
-    if cfg.low_res is not None and not (cfg.low_res >= 1 and 0 <= cfg.low_res_share <= 1):
-        problems.append(f"low_res must be >= 1 and low_res_share in [0, 1], got {cfg.low_res}, {cfg.low_res_share}")
+    if cfg.low_res is not None and not (cfg.low_res and min(cfg.low_res) >= 1 and 0 <= cfg.low_res_share <= 1):
+        problems.append(
+            f"low_res sizes must be >= 1 and low_res_share in [0, 1], got {cfg.low_res}, {cfg.low_res_share}"
+        )
     if isinstance(task, Reconstruction) and cfg.low_res is not None:
         problems.append("low_res applies to classifiers only: an autoencoder's target is the full-size image")
     if cfg.bf16 and cfg.fp16:
@@ -282,8 +284,12 @@ class Trainer:
         self.transform = BatchTransform(
             mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last
         )
-        self.low_res_transform = replace(self.transform, size=cfg.low_res)
-        self.low_res_epochs = round(cfg.low_res_share * cfg.epochs) if cfg.low_res else 0
+        low_res_epochs = round(cfg.low_res_share * cfg.epochs) if cfg.low_res else 0
+        # Epoch i of the low-resolution part trains at size floor(i * len(sizes) / that part's length).
+        self.epoch_transforms = [
+            replace(self.transform, size=cfg.low_res[epoch * len(cfg.low_res) // low_res_epochs])
+            for epoch in range(low_res_epochs)
+        ]
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
         if cfg.alternate_flip:
@@ -411,7 +417,7 @@ class Trainer:
         )
         order = self.group.shard(order, equal=True)
         local_batch = cfg.batch_size // self.group.world_size
-        transform = self.low_res_transform if epoch < self.low_res_epochs else self.transform
+        transform = self.epoch_transforms[epoch] if epoch < len(self.epoch_transforms) else self.transform
         totals = None
         autocast = autocast_for(cfg, self.device)
         self.model.train()
