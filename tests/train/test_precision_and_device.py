@@ -140,7 +140,7 @@ def test_fast_cifar10_preset_trains_with_all_its_options():
     cfg = preset("fast-cifar10")
     assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.alternate_flip and cfg.model_kwargs["batch_norm"]
     assert cfg.tta_translate and all(size < 32 for size in cfg.low_res) and cfg.lookahead is False
-    digits = load_dataset("digits", image_size=32, progress=False)  # CIFAR's size, so that 24 is a downscale
+    digits = load_dataset("digits", image_size=32, progress=False)  # CIFAR's size: the ramp's sizes are downscales
     full = create_model(cfg.model, **cfg.model_kwargs)
     assert sum(p.numel() for p in full.parameters()) == 939_722  # the limit: 1M
     assert full(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
