@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from squeezelab.data import BatchTransform, normalize, random_crop, random_flip
-from squeezelab.data.transforms import alternating_flips, flip_where
+from squeezelab.data.transforms import alternating_flips, flip_where, random_cutout
 
 
 def _batch(n=16, channels=3, size=6, dtype=torch.uint8) -> torch.Tensor:
@@ -52,6 +52,40 @@ def test_alternating_flips_show_each_image_both_ways_every_two_epochs():
     chosen = torch.tensor([True, False, False, True])
     out = flip_where(batch, chosen)
     assert torch.equal(out[chosen], batch[chosen].flip(-1)) and torch.equal(out[~chosen], batch[~chosen])
+
+
+def test_cutout_blanks_one_clipped_square_per_image_with_the_fill():
+    batch = _batch(n=256, size=8)  # pixels 1..255, never the fill
+    out = random_cutout(batch, 4, fill=(0, 0, 0), generator=torch.Generator().manual_seed(3))
+    blank = out == 0
+    assert torch.equal(out[~blank], batch[~blank])
+    assert torch.equal(blank.all(1), blank.any(1))  # every channel of a cut pixel
+    areas = set()
+    for mask in blank[:, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        # One axis-aligned rectangle of at most 4 x 4: the square, clipped where its centre is near a border.
+        assert 1 <= len(rows) <= 4 and 1 <= len(cols) <= 4
+        assert mask.sum() == len(rows) * len(cols) and rows[-1] - rows[0] + 1 == len(rows)
+        areas.add(int(mask.sum()))
+    assert 16 in areas and min(areas) < 16  # whole squares inside, clipped ones at the borders
+    seeded = random_cutout(batch, 4, fill=(0, 0, 0), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, seeded)
+    assert random_cutout(batch, 0) is batch
+    filled = random_cutout(batch, 8, fill=(7, 8, 9), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(filled[:, :, 3, 3], torch.tensor([7, 8, 9], dtype=torch.uint8).expand(256, 3))  # 8 covers it
+    with pytest.raises(ValueError, match="3 fill values"):
+        random_cutout(batch, 2, fill=(0,))
+
+
+def test_batch_transform_cutout_is_zero_after_normalisation():
+    batch = torch.full((64, 3, 8, 8), 250, dtype=torch.uint8)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    transform = BatchTransform(mean=mean, std=std, cutout=4)
+    out = transform(batch, train=True, generator=torch.Generator().manual_seed(0))
+    cut = out.abs() < 0.01  # the fill is the mean rounded to a uint8 level
+    assert cut.any() and torch.equal(cut.all(1), cut.any(1))
+    assert (cut[:, 0].flatten(1).sum(1) <= 16).all() and (cut[:, 0].flatten(1).sum(1) >= 1).all()
+    assert torch.equal(transform(batch, train=False), normalize(batch, mean, std))
 
 
 def test_normalize_values():

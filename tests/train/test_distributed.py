@@ -57,6 +57,33 @@ def test_two_processes_match_one_process(tmp_path):
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def _decide(rank: int, init_file: str, answers) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        answers[rank] = ProcessGroup(rank, 2).main_decides(flag=rank == 0)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_rank_0_decides_for_every_process(tmp_path):
+    answers = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_decide, args=(str(tmp_path / "init"), answers), nprocs=2)
+    assert dict(answers) == {0: True, 1: True}  # rank 1 said False
+    assert ProcessGroup().main_decides(False) is False
+
+
+@pytest.mark.slow
+def test_processes_stop_at_the_same_step_when_time_runs_out(tmp_path):
+    # Steps of about a millisecond: each process's own clock would stop it at a different step than the other.
+    args = [*TRAIN, "--epochs", "500", "--batch-size", "8", "--max-time", "1", "--out-dir", str(tmp_path)]
+    result = run([*args, "--name", "timed"], tmp_path, nproc=2)
+    assert result.returncode == 0, result.stderr
+    _, meta = load_checkpoint(tmp_path / "timed" / "last.safetensors")
+    assert meta["world_size"] == 2
+    epochs = (tmp_path / "timed" / "metrics.jsonl").read_text().splitlines()
+    assert 1 <= len(epochs) < 500
+
+
 @pytest.mark.slow
 def test_a_batch_the_processes_cannot_share_is_one_line_and_exit_2(tmp_path):
     args = [*TRAIN, "--batch-size", "63", "--out-dir", str(tmp_path), "--name", "odd"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from squeezelab.data import load_dataset, split_validation
+from squeezelab.data import ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
 from squeezelab.train import TrainConfig, TrainingDiverged, fit, load_model
@@ -216,6 +216,7 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"low_res": 0}, "low_res sizes must be >= 1"),
         ({"low_res": (16, 0)}, "low_res sizes must be >= 1"),
         ({"low_res": 16, "low_res_share": 1.5}, "low_res_share in \\[0, 1\\]"),
+        ({"cutout": -1}, "cutout must be >= 0"),
         ({"nonsense": 1}, "unknown training option"),
     ],
 )
@@ -231,9 +232,26 @@ def test_bad_options_are_user_errors(digits, options, message):
         )
 
 
-def test_progressive_resizing_is_refused_for_autoencoders(digits):
+def test_progressive_resizing_and_cutout_are_refused_for_autoencoders(digits):
     with pytest.raises(SqueezelabError, match="low_res applies to classifiers only"):
         fit("dense_ae", digits, epochs=1, low_res=8, verbose=0)
+    with pytest.raises(SqueezelabError, match="cutout applies to classifiers only"):
+        fit("dense_ae", digits, epochs=1, cutout=4, verbose=0)
+
+
+def test_cutout_reaches_the_training_batches_only():
+    bright = ImageDataset(
+        torch.full((64, 1, 16, 16), 200, dtype=torch.uint8), torch.arange(64) % 10, [str(i) for i in range(10)], "x"
+    )
+    seen = {True: [], False: []}
+    model = create_model("squeezenet_cifar", num_classes=10, in_chans=1, **SMALL_SQUEEZENET)
+    model.register_forward_pre_hook(lambda m, args: seen[m.training].append(args[0]))
+    fit(model, bright, epochs=1, batch_size=16, cutout=6, normalize="none", validation_split=0.25, verbose=0)
+    # Every pixel is bright: a black one is the cutout, a 6 x 6 square clipped by the border when near it.
+    cut = torch.cat(seen[True])[:, 0] == 0
+    assert len(cut) == 48 and cut.flatten(1).any(1).all()
+    assert (cut.flatten(1).sum(1) <= 36).all() and (cut.flatten(1).sum(1) == 36).any()
+    assert not (torch.cat(seen[False]) == 0).any()
 
 
 def test_schedules():

@@ -70,6 +70,9 @@ class TrainConfig:
     alternate_flip: bool = _opt(
         False, "with --flip: mirror a fixed random half of the images in even epochs and the other half in odd ones"
     )
+    cutout: int = _opt(
+        0, "cutout: blank a random square of this side in each training image, at the dataset mean (0: off)"
+    )
     low_res: tuple[int, ...] | None = _opt(
         None,
         "progressive resizing: train the first epochs on images resized to this size, or to these sizes in turn"

@@ -1,6 +1,7 @@
-"""The three things that change when training runs in several processes, kept in one place.
+"""The things that change when training runs in several processes, kept in one place.
 
-Sharding the epoch's sample order, summing metrics over processes, and letting only rank 0 write. With one
+Sharding the epoch's sample order, summing metrics over processes, letting rank 0 alone decide what a clock
+decides, and letting only rank 0 write. With one
 process (the default) each is a no-op; under ``torchrun`` they follow ``torch.distributed``.
 """
 
@@ -39,6 +40,19 @@ class ProcessGroup:
             values = values.clone()
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
+
+    def main_decides(self, flag: bool, device: torch.device | None = None) -> bool:
+        """Rank 0's ``flag`` on every process.
+
+        For decisions taken from a local clock, such as stopping at a deadline: were each process to read its
+        own, one could stop a step before the others and leave them waiting in DDP's all-reduce. ``device`` is
+        where the backend communicates (CUDA for NCCL).
+        """
+        if self.world_size == 1:
+            return flag
+        decided = torch.tensor([flag], dtype=torch.uint8, device=device)
+        dist.broadcast(decided, src=0)
+        return bool(decided.item())
 
 
 def init_distributed(device: torch.device) -> ProcessGroup:

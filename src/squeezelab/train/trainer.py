@@ -219,6 +219,10 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append(
             f"low_res sizes must be >= 1 and low_res_share in [0, 1], got {cfg.low_res}, {cfg.low_res_share}"
         )
+    if cfg.cutout < 0:
+        problems.append(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
+    if isinstance(task, Reconstruction) and cfg.cutout:
+        problems.append("cutout applies to classifiers only: an autoencoder's target is the augmented image")
     if isinstance(task, Reconstruction) and cfg.low_res is not None:
         problems.append("low_res applies to classifiers only: an autoencoder's target is the full-size image")
     if cfg.bf16 and cfg.fp16:
@@ -282,7 +286,7 @@ class Trainer:
         mean, std = normalization(cfg, splits, self.task)
         # An alternating flip depends on the sample and the epoch, so the loop mirrors the batch itself.
         self.transform = BatchTransform(
-            mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last
+            mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last, cutout=cfg.cutout
         )
         low_res_epochs = round(cfg.low_res_share * cfg.epochs) if cfg.low_res else 0
         # Epoch i of the low-resolution part trains at size floor(i * len(sizes) / that part's length).
@@ -473,7 +477,7 @@ class Trainer:
                     running = self.task.summarize(totals)
                     shown = {k: f"{v:.4g}" for k, v in running.items() if k in ("loss", "acc1", "psnr")}
                     bar.set_postfix(**shown, img_s=f"{totals[-1].item() / (time.perf_counter() - start):.0f}")
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and self.group.main_decides(time.perf_counter() >= deadline, self.device):
                 out_of_time = True
                 break
         if lookahead is not None:
