@@ -88,9 +88,9 @@ def main() -> None:
     # Every process checks before any of them writes, so that none is left waiting for a peer that stopped.
     taken = [str(p) for p in (run_dir_of(n, out_dir, o) for n, o in recipes.items()) if p.exists()]
     if taken and not args.resume:
-        raise SystemExit(f"{', '.join(taken)} exist(s); choose another --out-dir, or continue with --resume")
+        parser.error(f"{', '.join(taken)} exist(s); choose another --out-dir, or continue with --resume")
     if args.resume and len(taken) < len(recipes):
-        raise SystemExit(f"--resume continues runs in {out_dir}, but not every recipe has one there")
+        parser.error(f"--resume continues runs in {out_dir}, but not every recipe has one there")
     if group.world_size > 1:
         dist.barrier()
     if group.is_main:
