@@ -1,8 +1,8 @@
 """The things that change when training runs in several processes, kept in one place.
 
 Sharding the epoch's sample order, summing metrics over processes, letting rank 0 alone decide what a clock
-decides, and letting only rank 0 write. With one
-process (the default) each is a no-op; under ``torchrun`` they follow ``torch.distributed``.
+decides, and letting only rank 0 write. With one process (the default) each is a no-op; under ``torchrun``
+they follow ``torch.distributed``.
 """
 
 from __future__ import annotations
