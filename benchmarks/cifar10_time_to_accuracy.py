@@ -9,9 +9,11 @@ and ``time_to_accuracy.png`` (both curves in one panel, with the 90% and 92% tar
 training and the per-epoch validation, not the one-off decoding of the data (cached after the first run);
 ``train_seconds`` count the training steps alone, as airbench's timings do.
 Validation is the seeded 10% of the training set that each run holds out; the official test split is never
-used. ``--fast-epochs`` gives the longer setting of the preset (its one-cycle schedule stretches to fit),
-``--cutout`` adds cutout to it. A run longer than one sitting continues with ``--resume``: the same command
-and ``--out-dir`` pick the runs up from their last finished epochs, and the curves count the time of both.
+used. The preset trains for a time budget (30 minutes of training, its schedule keyed to the time spent);
+``--fast-max-time`` gives it another budget (the longer setting), ``--fast-epochs`` keys it to a number of
+epochs instead, and ``--cutout`` adds cutout to it. A run longer than one sitting continues with
+``--resume``: the same command and ``--out-dir`` pick the runs up from their last finished epochs, and the
+curves count the time of both.
 Under ``torchrun`` both recipes train with DistributedDataParallel over the processes (same global batch), and
 only rank 0 prints and writes.
 """
@@ -37,13 +39,8 @@ from squeezelab.train.trainer import resolve_device
 TARGETS = (0.90, 0.92)
 
 
-def run_dir_of(name: str, out_dir: Path, overrides: dict) -> Path:
-    return out_dir / (name if not overrides else name + "-" + "-".join(f"{k}{v}" for k, v in overrides.items()))
-
-
-def run(name: str, splits, out_dir: Path, resume: bool, **overrides) -> list[dict]:
+def run(name: str, run_dir: Path, splits, resume: bool, **overrides) -> list[dict]:
     cfg = preset(name).updated(data=splits.spec, **overrides)
-    run_dir = run_dir_of(name, out_dir, overrides)
     start = time.perf_counter()
     history = fit(cfg.model, splits, cfg, run_dir=run_dir, resume=resume, verbose=2)
     total = time.perf_counter() - start
@@ -73,20 +70,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="folder:../shared/data/cifar10/cifar10-train-jpg.tar")
     parser.add_argument("--out-dir", default="runs/cifar10-time-to-accuracy")
-    parser.add_argument("--fast-epochs", type=int, help="epochs of fast-cifar10 (default: the preset's)")
+    parser.add_argument(
+        "--fast-max-time", type=float, help="seconds of training of fast-cifar10 (default: the preset's)"
+    )
+    parser.add_argument("--fast-epochs", type=int, help="key fast-cifar10's schedule to this many epochs, not to time")
     parser.add_argument("--cutout", type=int, help="add cutout of this size to fast-cifar10")
     parser.add_argument("--skip-seed", action="store_true", help="run the preset only (e.g. a longer setting)")
     parser.add_argument("--resume", action="store_true", help="continue the runs in --out-dir from their last epochs")
     args = parser.parse_args()
 
     out_dir = Path(args.out_dir)
-    fast_overrides = {"epochs": args.fast_epochs} if args.fast_epochs else {}
+    fast_overrides, fast_dir = {}, "fast-cifar10"
+    if args.fast_max_time:
+        fast_overrides["max_time"] = args.fast_max_time
+        fast_dir += f"-max_time{args.fast_max_time:g}"
+    if args.fast_epochs:
+        fast_overrides.update(epochs=args.fast_epochs, max_time=None, time_schedule=False)
+        fast_dir += f"-epochs{args.fast_epochs}"
     if args.cutout:
         fast_overrides["cutout"] = args.cutout
-    recipes = {"fast-cifar10": fast_overrides, **({} if args.skip_seed else {"seed-cifar10": {}})}
+        fast_dir += f"-cutout{args.cutout}"
+    recipes = {"fast-cifar10": (out_dir / fast_dir, fast_overrides)}
+    if not args.skip_seed:
+        recipes["seed-cifar10"] = (out_dir / "seed-cifar10", {})
+    if args.fast_max_time and args.fast_epochs:
+        parser.error("--fast-max-time and --fast-epochs are two ways to size the run: choose one")
     group = init_distributed(resolve_device("auto"))
     # Every process checks before any of them writes, so that none is left waiting for a peer that stopped.
-    taken = [str(p) for p in (run_dir_of(n, out_dir, o) for n, o in recipes.items()) if p.exists()]
+    taken = [str(run_dir) for run_dir, _ in recipes.values() if run_dir.exists()]
     if taken and not args.resume:
         parser.error(f"{', '.join(taken)} exist(s); choose another --out-dir, or continue with --resume")
     if args.resume and len(taken) < len(recipes):
@@ -97,7 +108,9 @@ def main() -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"{machine()}; {group.world_size} process(es)")
     splits = load_dataset(args.data, progress=False)
-    curves = {name: run(name, splits, out_dir, args.resume, **overrides) for name, overrides in recipes.items()}
+    curves = {
+        name: run(name, run_dir, splits, args.resume, **overrides) for name, (run_dir, overrides) in recipes.items()
+    }
     finish_distributed()
     if not group.is_main:
         return

@@ -75,6 +75,19 @@ def test_size_lists_parse_and_bad_ones_exit_2_with_one_line(capsys):
     assert "--low-res: expected integers separated by commas" in err and err.count("\n") == 1
 
 
+def test_none_switches_off_an_optional_option_a_preset_set(capsys):
+    from squeezelab.cli import _given_options
+
+    args = build_parser().parse_args(["train", "--preset", "fast-cifar10", "--max-time", "none", "--grad-clip", "2"])
+    assert _given_options(args)["max_time"] is None and _given_options(args)["grad_clip"] == 2.0
+    assert "max_time" not in _given_options(build_parser().parse_args(["train"]))  # not given: the preset's
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--max-time", "soon"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-time: invalid float value: 'soon'" in err and err.count("\n") == 1
+
+
 def test_installed_command_has_no_traceback_on_bad_name():
     result = subprocess.run(
         [sys.executable, "-m", "squeezelab", "profile", "nosuchnet"], capture_output=True, text=True, timeout=120

@@ -156,7 +156,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         args = typing.get_args(kind)
-        if type(None) in args:  # X | None
+        optional = type(None) in args  # X | None
+        if optional:
             kind = next(a for a in args if a is not type(None))
             args = typing.get_args(kind)
         help_text = f"{f.metadata['help']} (default: {f.default})"
@@ -164,10 +165,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is typing.Literal:
             group.add_argument(flag, choices=args, default=None, help=help_text)
-        elif typing.get_origin(kind) is tuple:
-            group.add_argument(flag, type=_int_list, default=None, metavar="N[,N...]", help=help_text)
         else:
-            group.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=help_text)
+            parse, metavar = (_int_list, "N[,N...]") if typing.get_origin(kind) is tuple else (kind, f.name.upper())
+            if optional:  # "none" switches off what a preset set, e.g. --max-time none
+                parse, metavar, help_text = _or_none(parse), metavar + "|none", help_text[:-1] + "; none: off)"
+            group.add_argument(flag, type=parse, default=None, metavar=metavar, help=help_text)
+
+
+# What "--max-time none" parses to: None itself means that the flag was not given.
+_NONE = object()
+
+
+def _or_none(parse):
+    def parse_or_none(text: str):
+        return _NONE if text.lower() == "none" else parse(text)
+
+    parse_or_none.__name__ = parse.__name__  # argparse names the type in its error message
+    return parse_or_none
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -181,7 +195,8 @@ def _given_options(args: argparse.Namespace) -> dict:
     from squeezelab.train import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)} - _OWN_FLAGS
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {name: None if value is _NONE else value for name, value in given.items()}
 
 
 def _rank() -> int:
@@ -523,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
             "squeezelab train --preset seed-mnist-ae --data mnist:../shared/data/mnist",
             "squeezelab train --preset seed-cifar10 --data folder:../shared/data/cifar10/cifar10-train-jpg.tar",
             "squeezelab train --preset fast-cifar10 --data folder:../shared/data/cifar10/cifar10-train-jpg.tar",
+            "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --max-time 5400   # 90 min, not 30",
+            "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --no-time-schedule --max-time none "
+            "--epochs 50",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --device cuda --bf16 --channels-last "
             "--compile",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --download --optimizer sgd --lr 0.05 "

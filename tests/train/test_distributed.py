@@ -1,5 +1,6 @@
 """Two CPU processes under torchrun train exactly what one process trains with the same global batch."""
 
+import datetime
 import os
 import subprocess
 import sys
@@ -57,19 +58,60 @@ def test_two_processes_match_one_process(tmp_path):
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-def _decide(rank: int, init_file: str, answers) -> None:
+def _share(rank: int, init_file: str, answers) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        answers[rank] = ProcessGroup(rank, 2).main_decides(flag=rank == 0)
+        answers[rank] = ProcessGroup(rank, 2).main_value(1.25 + rank)
     finally:
         torch.distributed.destroy_process_group()
 
 
-def test_rank_0_decides_for_every_process(tmp_path):
+def test_rank_0_clock_stands_for_every_process(tmp_path):
     answers = torch.multiprocessing.Manager().dict()
-    torch.multiprocessing.spawn(_decide, args=(str(tmp_path / "init"), answers), nprocs=2)
-    assert dict(answers) == {0: True, 1: True}  # rank 1 said False
-    assert ProcessGroup().main_decides(False) is False
+    torch.multiprocessing.spawn(_share, args=(str(tmp_path / "init"), answers), nprocs=2)
+    assert dict(answers) == {0: 1.25, 1: 1.25}  # rank 1 read 2.25
+    assert ProcessGroup().main_value(3.5) == 3.5
+
+
+class _Clock:
+    """A process's clock, advancing a fixed amount at every reading."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def _train_on_a_clock(rank: int, init_file: str, answers) -> None:
+    from squeezelab.train import fit
+    from squeezelab.train import trainer as trainer_module
+
+    # Rank 1's clock runs 1.5 times as fast as rank 0's: were any decision taken from a process's own clock, the
+    # two would part ways at a step or an epoch and the next all-reduce would time out.
+    trainer_module.time = _Clock(0.01 * (1 + rank / 2))
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30)
+    )
+    try:
+        options = {"epochs": 1000, "batch_size": 64, "schedule": "onecycle", "low_res": (16,), "low_res_share": 0.5}
+        small = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
+        history = fit(
+            "squeezenet_cifar", "digits", image_size=24, model_kwargs=small, max_time=1.5, time_schedule=True,
+            verbose=0, **options,
+        )  # fmt: skip
+        answers[rank] = [(e["time"], e["lr"]) for e in history.epochs]
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_time_budget_spanning_epochs_is_read_off_rank_0s_clock_alone(tmp_path):
+    answers = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_train_on_a_clock, args=(str(tmp_path / "init"), answers), nprocs=2)
+    assert answers[0] == answers[1]
+    assert len(answers[0]) > 2 and answers[0][-1][0] >= 1.5 and answers[0][-1][1] == 0.0
 
 
 @pytest.mark.slow

@@ -140,6 +140,7 @@ def test_fast_cifar10_preset_trains_with_all_its_options():
     cfg = preset("fast-cifar10")
     assert cfg.bf16 and cfg.channels_last and cfg.tta_flip and cfg.alternate_flip and cfg.model_kwargs["batch_norm"]
     assert cfg.tta_translate and all(size < 32 for size in cfg.low_res) and cfg.lookahead is False
+    assert cfg.time_schedule and cfg.max_time == 30 * 60  # the budget: 30 minutes of training
     digits = load_dataset("digits", image_size=32, progress=False)  # CIFAR's size: the ramp's sizes are downscales
     full = create_model(cfg.model, **cfg.model_kwargs)
     assert sum(p.numel() for p in full.parameters()) == 939_722  # the limit: 1M
@@ -148,3 +149,4 @@ def test_fast_cifar10_preset_trains_with_all_its_options():
     history = fit(cfg.model, digits, cfg, epochs=3, batch_size=64, lr=0.05, model_kwargs=small, verbose=0)
     assert math.isfinite(history.epochs[-1]["val_loss"])
     assert history.epochs[-1]["val_acc1"] > 0.2  # chance is 0.1
+    assert history.epochs[-1]["lr"] == 0.0  # three epochs are far inside 30 minutes: they complete the schedule

@@ -9,6 +9,7 @@ from squeezelab.data import ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
 from squeezelab.train import TrainConfig, TrainingDiverged, fit, load_model
+from squeezelab.train import trainer as trainer_module
 from squeezelab.train.trainer import (
     Trainer,
     _schedule,
@@ -174,6 +175,51 @@ def test_max_time_stops_between_batches(digits):
     assert history.stop_reason == "max_time" and len(history.epochs) == 1
 
 
+class _SteadyClock:
+    """The trainer's clock, advancing 10 ms at every reading: a time budget then lasts the same number of steps
+    however loaded the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.01
+        return self.now
+
+
+def test_a_time_keyed_run_ends_with_its_budget_and_a_complete_schedule(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "time", _SteadyClock())
+    # An epoch cap far beyond what fits: the schedule is keyed to the second, not to the epochs.
+    options = {"epochs": 100_000, "batch_size": 256, "schedule": "cosine", "time_schedule": True, "verbose": 0}
+    history = fit("dense_ae", digits, max_time=1.0, lr=0.01, run_dir=tmp_path / "run", **options)
+    assert history.stop_reason == "max_time" and 5 < len(history.epochs) < 100
+    lrs, seconds = history.history["lr"], history.history["time"]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.009 and lrs[-1] == 0.0
+    assert 1.0 <= seconds[-1] < 1.02
+    # More time for the same run: it resumes at the share already spent of the new budget and decays again.
+    resumed = fit("dense_ae", digits, max_time=2.0, lr=0.01, run_dir=tmp_path / "run", resume=True, **options)
+    later = resumed.epochs[len(history.epochs) :]
+    # (the logged rate is set at the epoch's last step, a clock reading before its logged time)
+    expected = 0.01 * 0.5 * (1 + math.cos(math.pi * later[0]["time"] / 2.0))
+    assert later[0]["lr"] == pytest.approx(expected, abs=2e-4) and expected > 0.003
+    assert later[-1]["lr"] == 0.0 and 2.0 <= later[-1]["time"] < 2.02
+    # On a machine fast enough to reach the epoch cap first, the schedule completes with the epochs instead.
+    capped = fit("dense_ae", digits, **{**options, "epochs": 3}, max_time=1000.0, lr=0.01)
+    assert capped.stop_reason == "completed" and capped.history["lr"][-1] == 0.0
+
+
+def test_a_time_keyed_ramp_follows_the_share_of_the_budget_spent():
+    digits24 = load_dataset("digits", image_size=24, progress=False)
+    model = create_model("squeezenet_cifar", in_chans=1, **SMALL_SQUEEZENET)
+    cfg = TrainConfig(low_res=(16, 20), low_res_share=0.5, max_time=100.0, time_schedule=True)
+    trainer = Trainer(model, digits24, cfg, None, verbose=0)
+    sizes = []
+    for spent in (0.0, 0.24, 0.25, 0.49, 0.5, 0.9):
+        trainer.share_done = spent
+        sizes.append(trainer.epoch_transform(epoch=0).size)  # the epoch number does not count
+    assert sizes == [16, 16, 20, 20, None, None]  # None: the images' own size
+
+
 def test_early_stopping_when_nothing_improves(digits):
     history = fit("dense_ae", digits, epochs=10, lr=1e-30, early_stopping=2, verbose=0)
     assert history.stop_reason == "early_stopping"
@@ -217,6 +263,10 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"low_res": (16, 0)}, "low_res sizes must be >= 1"),
         ({"low_res": 16, "low_res_share": 1.5}, "low_res_share in \\[0, 1\\]"),
         ({"cutout": -1}, "cutout must be >= 0"),
+        ({"max_time": 0}, "max_time must be positive"),
+        ({"time_schedule": True}, "time_schedule follows the time budget: add --max-time"),
+        ({"time_schedule": True, "max_time": 9, "schedule": "step"}, "the step schedule counts epochs"),
+        ({"time_schedule": True, "max_time": 9, "lookahead": True}, "lookahead counts steps"),
         ({"nonsense": 1}, "unknown training option"),
     ],
 )
@@ -254,15 +304,37 @@ def test_cutout_reaches_the_training_batches_only():
     assert not (torch.cat(seen[False]) == 0).any()
 
 
+def _no_budget() -> float:
+    raise AssertionError("a step-keyed schedule must not read the clock")
+
+
 def test_schedules():
     cfg = TrainConfig(epochs=10, schedule="onecycle")
-    f = _schedule(cfg, steps_per_epoch=10)
+    f = _schedule(cfg, steps_per_epoch=10, share_done=_no_budget)
     assert f(0) == pytest.approx(1 / 30) and f(29) == pytest.approx(1.0) and f(99) == pytest.approx(1 / 70)
-    cosine = _schedule(cfg.updated(schedule="cosine", warmup_epochs=1), 10)
+    cosine = _schedule(cfg.updated(schedule="cosine", warmup_epochs=1), 10, _no_budget)
     assert cosine(9) == pytest.approx(1.0) and cosine(55) == pytest.approx(0.5) and cosine(100) == pytest.approx(0)
-    step = _schedule(cfg.updated(schedule="step", step_size=3, gamma=0.5), 10)
+    step = _schedule(cfg.updated(schedule="step", step_size=3, gamma=0.5), 10, _no_budget)
     assert [step(s) for s in (0, 29, 30, 60)] == [1.0, 1.0, 0.5, 0.25]
-    assert _schedule(cfg.updated(schedule="none"), 10)(50) == 1.0
+    assert _schedule(cfg.updated(schedule="none"), 10, _no_budget)(50) == 1.0
+
+
+def test_time_keyed_schedules_follow_the_share_of_the_budget_spent():
+    spent = [0.0]
+    cfg = TrainConfig(epochs=1000, schedule="onecycle", warmup_epochs=1, max_time=60.0, time_schedule=True)
+    f = _schedule(cfg, steps_per_epoch=10, share_done=lambda: spent[0])
+    # The warm-up counts steps; after it the factor falls linearly with the time spent, to zero when it is up.
+    assert f(0) == pytest.approx(0.1) and f(4) == pytest.approx(0.5)
+    spent[0] = 0.25
+    assert f(9) == pytest.approx(0.75) and f(5000) == pytest.approx(0.75)
+    spent[0] = 1.3  # the last step may overrun the budget
+    assert f(6000) == 0.0
+    cosine = _schedule(cfg.updated(schedule="cosine", warmup_epochs=0), 10, lambda: spent[0])
+    spent[0] = 0.5
+    assert cosine(123) == pytest.approx(0.5)
+    no_warmup = _schedule(cfg.updated(warmup_epochs=0), 10, lambda: spent[0])
+    spent[0] = 0.15
+    assert no_warmup(7) == pytest.approx(0.5)  # the one-cycle split in time: 30% up, 70% down
 
 
 def test_device_selection():

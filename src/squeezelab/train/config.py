@@ -33,7 +33,13 @@ class TrainConfig:
 
     epochs: int = _opt(50, "passes over the training split")
     batch_size: int = _opt(256, "samples per optimizer step (global, over all processes)")
-    max_time: float | None = _opt(None, "stop after this many seconds of training")
+    max_time: float | None = _opt(None, "stop after this many seconds of training (validation not counted)")
+    time_schedule: bool = _opt(
+        False,
+        "with --max-time: the learning-rate schedule and the low-resolution share follow the share of --max-time"
+        " spent (or of --epochs, if they run out first), so the schedule completes when the time is up, whatever"
+        " the machine's speed",
+    )
     validation_split: float = _opt(0.1, "fraction of the training data held out for validation (0 for none)")
     shuffle: bool = _opt(True, "reshuffle the training split every epoch")
     seed: int = _opt(0, "seed for the split, shuffling, augmentation and initialisation")
@@ -149,7 +155,9 @@ PRESETS: dict[str, TrainConfig] = {
             "incr_e": 64,
         },
         data="cifar10:data/cifar10",
-        epochs=38,
+        epochs=200,
+        max_time=1800.0,
+        time_schedule=True,
         batch_size=256,
         optimizer="sgd",
         lr=0.2,
@@ -164,7 +172,7 @@ PRESETS: dict[str, TrainConfig] = {
         flip=True,
         alternate_flip=True,
         low_res=(16, 20, 24),
-        low_res_share=0.7,
+        low_res_share=0.5,
         tta_flip=True,
         tta_translate=True,
         channels_last=True,

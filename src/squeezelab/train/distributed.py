@@ -1,7 +1,7 @@
 """The things that change when training runs in several processes, kept in one place.
 
-Sharding the epoch's sample order, summing metrics over processes, letting rank 0 alone decide what a clock
-decides, and letting only rank 0 write. With one process (the default) each is a no-op; under ``torchrun``
+Sharding the epoch's sample order, summing metrics over processes, letting rank 0's clock stand for every
+process's, and letting only rank 0 write. With one process (the default) each is a no-op; under ``torchrun``
 they follow ``torch.distributed``.
 """
 
@@ -41,18 +41,18 @@ class ProcessGroup:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
-    def main_decides(self, flag: bool, device: torch.device | None = None) -> bool:
-        """Rank 0's ``flag`` on every process.
+    def main_value(self, value: float, device: torch.device | None = None) -> float:
+        """Rank 0's ``value`` on every process.
 
-        For decisions taken from a local clock, such as stopping at a deadline: were each process to read its
-        own, one could stop a step before the others and leave them waiting in DDP's all-reduce. ``device`` is
-        where the backend communicates (CUDA for NCCL).
+        For what is read from a local clock, such as the seconds trained so far: were each process to read its
+        own, one could stop a step before the others and leave them waiting in DDP's all-reduce, or set another
+        learning rate. ``device`` is where the backend communicates (CUDA for NCCL).
         """
         if self.world_size == 1:
-            return flag
-        decided = torch.tensor([flag], dtype=torch.uint8, device=device)
-        dist.broadcast(decided, src=0)
-        return bool(decided.item())
+            return value
+        shared = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.broadcast(shared, src=0)
+        return shared.item()
 
 
 def init_distributed(device: torch.device) -> ProcessGroup:

@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -152,13 +153,22 @@ def as_splits(data, cfg: TrainConfig, progress: bool) -> DataSplits:
     raise SqueezelabError(f"fit() takes a dataset spec, ImageDataset or DataSplits, not {type(data).__name__}")
 
 
-def _schedule(cfg: TrainConfig, steps_per_epoch: int):
+def _schedule(cfg: TrainConfig, steps_per_epoch: int, share_done: Callable[[], float]):
+    """The learning-rate factor of each optimizer step.
+
+    Progress is the share of the epochs' steps taken or, with ``time_schedule``, ``share_done()``: the share of
+    ``max_time`` spent or of the epochs' steps taken, whichever is further, so the schedule completes with the
+    budget that runs out first. A time-keyed one-cycle keeps its warm-up in steps, where the optimizer's early
+    stability lies, and decays to zero as the run ends.
+    """
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = cfg.warmup_epochs * steps_per_epoch
-    if cfg.schedule == "onecycle" and not warmup:
+    if cfg.schedule == "onecycle" and not warmup and not cfg.time_schedule:
         warmup = 0.3 * total  # the usual one-cycle split: 30% up, 70% down
 
     def factor(step: int) -> float:
+        if cfg.time_schedule:
+            return _time_keyed_factor(cfg.schedule, share_done(), step, warmup)
         if step < warmup:
             return (step + 1) / warmup
         if cfg.schedule == "step":
@@ -171,6 +181,18 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int):
         return 1.0
 
     return factor
+
+
+def _time_keyed_factor(schedule: str, done: float, step: int, warmup_steps: float) -> float:
+    done = min(1.0, done)
+    if schedule == "onecycle" and not warmup_steps:
+        return min(done / 0.3, (1 - done) / 0.7)
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    if schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * done))
+    if schedule == "onecycle":
+        return warm * (1 - done)
+    return warm
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -219,6 +241,16 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append(
             f"low_res sizes must be >= 1 and low_res_share in [0, 1], got {cfg.low_res}, {cfg.low_res_share}"
         )
+    if cfg.max_time is not None and cfg.max_time <= 0:
+        problems.append(f"max_time must be positive seconds, got {cfg.max_time}")
+    if cfg.time_schedule and cfg.max_time is None:
+        problems.append(
+            "time_schedule follows the time budget: add --max-time SECONDS, or --no-time-schedule to follow --epochs"
+        )
+    if cfg.time_schedule and cfg.schedule == "step":
+        problems.append("time_schedule keys cosine, onecycle or none to the time; the step schedule counts epochs")
+    if cfg.time_schedule and cfg.lookahead:
+        problems.append("lookahead counts steps to the end of --epochs; it cannot follow time_schedule")
     if cfg.cutout < 0:
         problems.append(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
     if isinstance(task, Reconstruction) and cfg.cutout:
@@ -288,12 +320,6 @@ class Trainer:
         self.transform = BatchTransform(
             mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last, cutout=cfg.cutout
         )
-        low_res_epochs = round(cfg.low_res_share * cfg.epochs) if cfg.low_res else 0
-        # Epoch i of the low-resolution part trains at size floor(i * len(sizes) / that part's length).
-        self.epoch_transforms = [
-            replace(self.transform, size=cfg.low_res[epoch * len(cfg.low_res) // low_res_epochs])
-            for epoch in range(low_res_epochs)
-        ]
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
         if cfg.alternate_flip:
@@ -307,7 +333,11 @@ class Trainer:
         self.optimizer = make_optimizer(cfg, self.model)
         # fp16 gradients underflow without loss scaling; disabled, the scaler is a pass-through.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.fp16)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(cfg, self.steps_per_epoch))
+        # With time_schedule, how far the run is: updated after every step from rank 0's clock.
+        self.share_done = 0.0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _schedule(cfg, self.steps_per_epoch, lambda: self.share_done)
+        )
         self.monitor = cfg.monitor if cfg.monitor != "auto" else ("val_loss" if self.val_data else "train_loss")
         self.history = History(monitor=self.monitor, run_dir=run_dir)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -358,6 +388,8 @@ class Trainer:
         self.scheduler.load_state_dict(meta["scheduler"])
         self.start_epoch = meta["epoch"]
         self.trained_seconds = meta["trained_seconds"]
+        if self.cfg.time_schedule:
+            self.share_done = max(self.trained_seconds / self.cfg.max_time, self.start_epoch / self.cfg.epochs)
         self.history.best_epoch, self.history.best_value = meta["best"]["epoch"], meta["best"]["value"]
         trained_with = meta.get("world_size", 1)
         if trained_with != self.group.world_size and self.group.is_main:
@@ -407,8 +439,29 @@ class Trainer:
                 model, self.task, data, self.transform, batch_size or self.cfg.batch_size, self.device, self.group
             )
 
-    def train_epoch(self, epoch: int, deadline: float | None) -> tuple[dict[str, float], float, bool]:
-        """Train one epoch (or until ``deadline``); return (train metrics, seconds, ran out of time)."""
+    def epoch_transform(self, epoch: int) -> BatchTransform:
+        """The batch transform of an epoch: its size follows the progressive-resizing ramp, if any.
+
+        The first ``low_res_share`` of the run (of its epochs, or with ``time_schedule`` of its time budget or
+        epochs, whichever runs out first) trains at the low resolutions, an equal part of it at each size in turn.
+        """
+        cfg = self.cfg
+        if not cfg.low_res:
+            return self.transform
+        sizes = len(cfg.low_res)
+        if cfg.time_schedule:
+            if self.share_done >= cfg.low_res_share:
+                return self.transform
+            index = int(self.share_done / cfg.low_res_share * sizes)
+        else:
+            low_res_epochs = round(cfg.low_res_share * cfg.epochs)
+            if epoch >= low_res_epochs:
+                return self.transform
+            index = epoch * sizes // low_res_epochs
+        return replace(self.transform, size=cfg.low_res[index])
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], float, bool]:
+        """Train one epoch, or until ``max_time`` is spent; return (train metrics, seconds, ran out of time)."""
         cfg = self.cfg
         seed = cfg.seed * 1_000_003 + epoch
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -421,13 +474,13 @@ class Trainer:
         )
         order = self.group.shard(order, equal=True)
         local_batch = cfg.batch_size // self.group.world_size
-        transform = self.epoch_transforms[epoch] if epoch < len(self.epoch_transforms) else self.transform
+        transform = self.epoch_transform(epoch)
         totals = None
         autocast = autocast_for(cfg, self.device)
         self.model.train()
         bar = tqdm(
             total=math.ceil(len(order) / local_batch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            desc=f"epoch {self.epoch_label(epoch + 1)}",
             unit="batch",
             disable=not self.progress,
             leave=False,
@@ -467,6 +520,12 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if cfg.max_time is not None:
+                spent = self.trained_seconds + self.group.main_value(time.perf_counter() - start, self.device)
+                out_of_time = spent >= cfg.max_time
+                if cfg.time_schedule:
+                    steps_done = epoch * self.steps_per_epoch + step + 1
+                    self.share_done = max(spent / cfg.max_time, steps_done / (cfg.epochs * self.steps_per_epoch))
             self.scheduler.step()
             if lookahead is not None:
                 lookahead.after_step()
@@ -477,13 +536,13 @@ class Trainer:
                     running = self.task.summarize(totals)
                     shown = {k: f"{v:.4g}" for k, v in running.items() if k in ("loss", "acc1", "psnr")}
                     bar.set_postfix(**shown, img_s=f"{totals[-1].item() / (time.perf_counter() - start):.0f}")
-            if deadline is not None and self.group.main_decides(time.perf_counter() >= deadline, self.device):
-                out_of_time = True
+            if out_of_time:
                 break
         if lookahead is not None:
             lookahead.sync()
         bar.close()
-        seconds = time.perf_counter() - start
+        # Rank 0's seconds, so that every process's trained_seconds (and what it decides from them) is the same.
+        seconds = self.group.main_value(time.perf_counter() - start, self.device)
         totals = self.group.sum(totals)
         metrics = self.task.summarize(totals)
         metrics["images_per_s"] = totals[-1].item() / seconds
@@ -497,13 +556,14 @@ class Trainer:
 
     def run(self) -> History:
         cfg = self.cfg
-        budget_left = None if cfg.max_time is None else cfg.max_time - self.trained_seconds
-        deadline = None if budget_left is None else time.perf_counter() + budget_left
         patience = 0
         epoch = self.start_epoch
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
-                train_metrics, seconds, out_of_time = self.train_epoch(epoch, deadline)
+                if cfg.max_time is not None and self.trained_seconds >= cfg.max_time:
+                    self.history.stop_reason = "max_time"  # a resumed run whose budget was already spent
+                    break
+                train_metrics, seconds, out_of_time = self.train_epoch(epoch)
                 self.trained_seconds += seconds
                 images_per_s = train_metrics.pop("images_per_s")
                 metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
@@ -557,7 +617,13 @@ class Trainer:
             return
         shown = {k: v for k, v in metrics.items() if k not in ("epoch", "time", "val_seconds") and v is not None}
         text = "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
-        tqdm.write(f"epoch {metrics['epoch']}/{self.cfg.epochs}  {text}", file=sys.stderr)
+        tqdm.write(f"epoch {self.epoch_label(metrics['epoch'])}  {text}", file=sys.stderr)
+
+    def epoch_label(self, number: int) -> str:
+        # A time-keyed run ends when its time or its epochs run out, mostly the time on a CPU.
+        if self.cfg.time_schedule:
+            return f"{number} ({self.share_done:.0%} of {self.cfg.max_time:g} s or {self.cfg.epochs} epochs)"
+        return f"{number}/{self.cfg.epochs}"
 
 
 def evaluate_split(
