@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--skip-seed", action="store_true", help="run the preset only (e.g. a longer setting)")
     parser.add_argument("--resume", action="store_true", help="continue the runs in --out-dir from their last epochs")
     args = parser.parse_args()
+    if args.fast_max_time and args.fast_epochs:
+        parser.error("--fast-max-time and --fast-epochs are two ways to size the run: choose one")
 
     out_dir = Path(args.out_dir)
     fast_overrides, fast_dir = {}, "fast-cifar10"
@@ -93,8 +95,6 @@ def main() -> None:
     recipes = {"fast-cifar10": (out_dir / fast_dir, fast_overrides)}
     if not args.skip_seed:
         recipes["seed-cifar10"] = (out_dir / "seed-cifar10", {})
-    if args.fast_max_time and args.fast_epochs:
-        parser.error("--fast-max-time and --fast-epochs are two ways to size the run: choose one")
     group = init_distributed(resolve_device("auto"))
     # Every process checks before any of them writes, so that none is left waiting for a peer that stopped.
     taken = [str(run_dir) for run_dir, _ in recipes.values() if run_dir.exists()]

@@ -153,6 +153,10 @@ def as_splits(data, cfg: TrainConfig, progress: bool) -> DataSplits:
     raise SqueezelabError(f"fit() takes a dataset spec, ImageDataset or DataSplits, not {type(data).__name__}")
 
 
+# The usual one-cycle split without an explicit warm-up: 30% of the run up, 70% down.
+ONECYCLE_WARMUP_SHARE = 0.3
+
+
 def _schedule(cfg: TrainConfig, steps_per_epoch: int, share_done: Callable[[], float]):
     """The learning-rate factor of each optimizer step.
 
@@ -164,7 +168,7 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int, share_done: Callable[[], f
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = cfg.warmup_epochs * steps_per_epoch
     if cfg.schedule == "onecycle" and not warmup and not cfg.time_schedule:
-        warmup = 0.3 * total  # the usual one-cycle split: 30% up, 70% down
+        warmup = ONECYCLE_WARMUP_SHARE * total
 
     def factor(step: int) -> float:
         if cfg.time_schedule:
@@ -186,7 +190,7 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int, share_done: Callable[[], f
 def _time_keyed_factor(schedule: str, done: float, step: int, warmup_steps: float) -> float:
     done = min(1.0, done)
     if schedule == "onecycle" and not warmup_steps:
-        return min(done / 0.3, (1 - done) / 0.7)
+        return min(done / ONECYCLE_WARMUP_SHARE, (1 - done) / (1 - ONECYCLE_WARMUP_SHARE))
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
     if schedule == "cosine":
         return warm * 0.5 * (1 + math.cos(math.pi * done))
@@ -389,7 +393,7 @@ class Trainer:
         self.start_epoch = meta["epoch"]
         self.trained_seconds = meta["trained_seconds"]
         if self.cfg.time_schedule:
-            self.share_done = max(self.trained_seconds / self.cfg.max_time, self.start_epoch / self.cfg.epochs)
+            self.share_done = self.run_share(self.trained_seconds, self.start_epoch * self.steps_per_epoch)
         self.history.best_epoch, self.history.best_value = meta["best"]["epoch"], meta["best"]["value"]
         trained_with = meta.get("world_size", 1)
         if trained_with != self.group.world_size and self.group.is_main:
@@ -438,6 +442,10 @@ class Trainer:
             return evaluate_split(
                 model, self.task, data, self.transform, batch_size or self.cfg.batch_size, self.device, self.group
             )
+
+    def run_share(self, seconds: float, steps: int) -> float:
+        """How far a time-keyed run is: the share of max_time or of the epochs' steps, whichever is further."""
+        return max(seconds / self.cfg.max_time, steps / (self.cfg.epochs * self.steps_per_epoch))
 
     def epoch_transform(self, epoch: int) -> BatchTransform:
         """The batch transform of an epoch: its size follows the progressive-resizing ramp, if any.
@@ -524,8 +532,7 @@ class Trainer:
                 spent = self.trained_seconds + self.group.main_value(time.perf_counter() - start, self.device)
                 out_of_time = spent >= cfg.max_time
                 if cfg.time_schedule:
-                    steps_done = epoch * self.steps_per_epoch + step + 1
-                    self.share_done = max(spent / cfg.max_time, steps_done / (cfg.epochs * self.steps_per_epoch))
+                    self.share_done = self.run_share(spent, epoch * self.steps_per_epoch + step + 1)
             self.scheduler.step()
             if lookahead is not None:
                 lookahead.after_step()
