@@ -31,6 +31,25 @@ def test_crop_is_seeded_and_zero_padding_is_identity():
     assert random_crop(batch, 0) is batch
 
 
+def test_reflect_crop_is_a_window_of_the_mirrored_image_at_the_drawn_offset():
+    batch = _batch()
+    out = random_crop(batch, 2, torch.Generator().manual_seed(1), mode="reflect")
+    offsets = torch.randint(0, 5, (2, len(batch)), generator=torch.Generator().manual_seed(1))
+    padded = F.pad(batch, (2, 2, 2, 2), mode="reflect")
+    for image, crop, y, x in zip(padded, out, offsets[0], offsets[1], strict=True):
+        assert torch.equal(crop, image[:, y : y + 6, x : x + 6])
+    assert len(set(map(tuple, offsets.T.tolist()))) > 1
+    assert (out > 0).all()  # the images hold no zeros, so no black border came in
+    assert (random_crop(batch, 2, torch.Generator().manual_seed(1)) == 0).any()
+
+
+def test_reflect_crop_rejects_padding_as_large_as_the_image():
+    with pytest.raises(ValueError, match="smaller than the image"):
+        random_crop(_batch(size=4), 4, mode="reflect")
+    with pytest.raises(ValueError, match="'zeros' or 'reflect'"):
+        random_crop(_batch(), 2, mode="edge")
+
+
 def test_flip_mirrors_exactly_the_chosen_images():
     batch = _batch(n=64)
     out = random_flip(batch, torch.Generator().manual_seed(7))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+PaddingMode = Literal["zeros", "reflect"]
 
 
 def normalize(images_uint8: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -32,14 +35,25 @@ def _draw_device(batch: Tensor, generator: torch.Generator | None) -> torch.devi
     return batch.device if generator is None else generator.device
 
 
-def random_crop(batch: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
-    """Zero-pad each side by ``padding``, then crop every image back to its size at its own random offset."""
+def random_crop(
+    batch: Tensor, padding: int, generator: torch.Generator | None = None, mode: PaddingMode = "zeros"
+) -> Tensor:
+    """Pad each side by ``padding``, then crop every image back to its size at its own random offset.
+
+    ``mode="zeros"`` pads with black (torchvision's ``RandomCrop``); ``"reflect"`` mirrors the border (airbench
+    and Page's ResNet), so the crops hold no artificial black edges that evaluation images never show.
+    """
     if padding < 0:
         raise ValueError(f"padding must be at least 0, got {padding}")
+    if mode not in ("zeros", "reflect"):
+        raise ValueError(f"padding mode must be 'zeros' or 'reflect', got {mode!r}")
     if padding == 0:
         return batch
     n, _, height, width = batch.shape
-    padded = F.pad(batch, (padding, padding, padding, padding))
+    if mode == "reflect" and padding >= min(height, width):
+        raise ValueError(f"reflect padding must be smaller than the image, got {padding} for {height}x{width}")
+    pad = (padding, padding, padding, padding)
+    padded = F.pad(batch, pad, mode="reflect") if mode == "reflect" else F.pad(batch, pad)
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=_draw_device(batch, generator))
     offsets = offsets.to(batch.device)
     # Every window of every padded image as a view, (N, C, 2p+1, 2p+1, H, W); one gather copies the chosen
@@ -118,10 +132,11 @@ class BatchTransform:
     channels_last: bool = False
     size: int | None = None
     cutout: int = 0
+    padding_mode: PaddingMode = "zeros"
 
     def augment(self, images_uint8: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.crop_padding:
-            images_uint8 = random_crop(images_uint8, self.crop_padding, generator)
+            images_uint8 = random_crop(images_uint8, self.crop_padding, generator, self.padding_mode)
         if self.flip:
             images_uint8 = random_flip(images_uint8, generator)
         if self.cutout:

@@ -71,7 +71,10 @@ class TrainConfig:
         "auto",
         "dataset mean/std, half (0.5/0.5) or none ([0, 1]); auto: none for autoencoders, dataset for classifiers",
     )
-    crop_padding: int = _opt(0, "random crop with this zero padding (0: off)")
+    crop_padding: int = _opt(0, "random crop with this padding on each side (0: off)")
+    crop_padding_mode: Literal["zeros", "reflect"] = _opt(
+        "zeros", "what the crop's padding holds: black (zeros) or the mirrored border (reflect)"
+    )
     flip: bool = _opt(False, "random horizontal flips")
     alternate_flip: bool = _opt(
         False, "with --flip: mirror a fixed random half of the images in even epochs and the other half in odd ones"
@@ -134,6 +137,8 @@ PRESETS: dict[str, TrainConfig] = {
     # channels-last makes a step 2.9x faster than fp32 NCHW; batch 256 rather than 512 (+1.7 points after an
     # 8-epoch schedule, for 6% more time per epoch); one-cycle schedule, label smoothing, no weight decay on BN
     # and biases, crop + alternating flip; validation averages the mirrored and one-pixel-shifted views.
+    # Crops pad by mirroring the border, as the shifted validation views do (89.98% against 89.54-89.68% with
+    # black borders in 30 minutes).
     # The run is sized by time, not epochs: the 30 minutes of training, with the schedule and the
     # resolution ramp keyed to the share of them spent, because this VM's speed drifts by 20-40% between days
     # and an epoch count that fits 30 minutes one day overran them the next. The first half of the time trains
@@ -168,6 +173,7 @@ PRESETS: dict[str, TrainConfig] = {
         warmup_epochs=2,
         label_smoothing=0.1,
         crop_padding=4,
+        crop_padding_mode="reflect",
         flip=True,
         alternate_flip=True,
         low_res=(16, 20, 24),

@@ -255,6 +255,10 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append("time_schedule keys cosine, onecycle or none to the time; the step schedule counts epochs")
     if cfg.time_schedule and cfg.lookahead:
         problems.append("lookahead counts steps to the end of --epochs; it cannot follow time_schedule")
+    if cfg.crop_padding < 0:
+        problems.append(f"crop_padding must be >= 0 (0: off), got {cfg.crop_padding}")
+    if cfg.crop_padding_mode not in ("zeros", "reflect"):
+        problems.append(f"crop_padding_mode must be zeros or reflect, got {cfg.crop_padding_mode!r}")
     if cfg.cutout < 0:
         problems.append(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
     if isinstance(task, Reconstruction) and cfg.cutout:
@@ -315,6 +319,12 @@ class Trainer:
         if isinstance(self.task, Classification) and splits.train.labels is None:
             raise SqueezelabError(f"{cfg.model} is a classifier but {splits.spec} has no labels")
         self.splits = splits
+        side = min(splits.train.images.shape[-2:])
+        if cfg.crop_padding_mode == "reflect" and cfg.crop_padding >= side:
+            raise SqueezelabError(
+                f"reflect padding mirrors the image, so crop_padding must be below its side ({side}),"
+                f" got {cfg.crop_padding}; use a smaller --crop-padding or --crop-padding-mode zeros"
+            )
         if cfg.validation_split > 0:
             self.train_data, self.val_data = split_validation(splits.train, cfg.validation_split, cfg.seed)
         else:
@@ -322,7 +332,13 @@ class Trainer:
         mean, std = normalization(cfg, splits, self.task)
         # An alternating flip depends on the sample and the epoch, so the loop mirrors the batch itself.
         self.transform = BatchTransform(
-            mean, std, cfg.crop_padding, cfg.flip and not cfg.alternate_flip, cfg.channels_last, cutout=cfg.cutout
+            mean,
+            std,
+            cfg.crop_padding,
+            cfg.flip and not cfg.alternate_flip,
+            cfg.channels_last,
+            cutout=cfg.cutout,
+            padding_mode=cfg.crop_padding_mode,
         )
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
