@@ -137,8 +137,8 @@ PRESETS: dict[str, TrainConfig] = {
     # channels-last makes a step 2.9x faster than fp32 NCHW; batch 256 rather than 512 (+1.7 points after an
     # 8-epoch schedule, for 6% more time per epoch); one-cycle schedule, label smoothing, no weight decay on BN
     # and biases, crop + alternating flip; validation averages the mirrored and one-pixel-shifted views.
-    # Crops pad by mirroring the border, as the shifted validation views do: 89.98% and 90.16% in 30 minutes,
-    # against 89.54-89.68% with black borders on slower days (BENCHMARKS.md).
+    # Crops pad by mirroring the border, as the shifted validation views do: 89.84-90.16% in 30 minutes in
+    # three runs, against 89.54-89.68% with black borders (BENCHMARKS.md).
     # The run is sized by time, not epochs: the 30 minutes of training, with the schedule and the
     # resolution ramp keyed to the share of them spent, because this VM's speed drifts by 20-40% between days
     # and an epoch count that fits 30 minutes one day overran them the next. The first half of the time trains
