@@ -158,7 +158,7 @@ def test_existing_run_is_never_overwritten(trained, capsys):
 
 def test_resume_refuses_to_change_the_recipe(trained, capsys):
     assert main(["train", "--resume", str(trained / "ae"), "--lr", "0.5"]) == 2
-    assert "only device, early_stopping, epochs, max_time may change, not lr" in capsys.readouterr().err
+    assert "only device, early_stopping, epochs, max_time, val_every may change, not lr" in capsys.readouterr().err
     assert main(["train", "--resume", str(trained / "ae"), "--arg", "code_size=3"]) == 2
     assert "not arg" in capsys.readouterr().err
 

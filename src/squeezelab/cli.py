@@ -141,7 +141,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 # Options taken positionally or by their own flags, not generated from TrainConfig.
 _OWN_FLAGS = {"model", "model_kwargs", "data"}
 # What a resumed run may change; everything else is fixed by its config.json.
-_RESUMABLE = {"epochs", "max_time", "device", "early_stopping"}
+_RESUMABLE = {"epochs", "max_time", "device", "early_stopping", "val_every"}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -226,6 +226,21 @@ def test_early_stopping_when_nothing_improves(digits):
     assert len(history.epochs) == 3 and history.best_epoch == 1
 
 
+def test_val_every_validates_every_nth_epoch_and_the_last(digits):
+    history = fit("dense_ae", digits, epochs=5, val_every=2, verbose=0)
+    assert [e["epoch"] for e in history.epochs if "val_loss" in e] == [2, 4, 5]
+    assert history.best_epoch in (2, 4, 5)
+    assert history.history["val_loss"][0] is None
+    out_of_time = fit("dense_ae", digits, epochs=5, val_every=3, max_time=1e-9, verbose=0)
+    assert len(out_of_time.epochs) == 1 and "val_loss" in out_of_time.epochs[0]  # the last, ended by the clock
+
+
+def test_early_stopping_counts_validations(digits):
+    history = fit("dense_ae", digits, epochs=12, lr=1e-30, val_every=2, early_stopping=2, verbose=0)
+    assert history.stop_reason == "early_stopping"
+    assert len(history.epochs) == 6 and history.best_epoch == 2
+
+
 def test_contractive_training_for_any_autoencoder(digits):
     exact = fit("contractive_ae", digits, epochs=1, contractive_weight=0.1, verbose=0)
     estimated = fit("squeeze_ae", digits, epochs=1, contractive_weight=0.1, n_projections=2, verbose=0)
@@ -267,6 +282,7 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"crop_padding_mode": "edge"}, "crop_padding_mode must be zeros or reflect"),
         ({"crop_padding": 16, "crop_padding_mode": "reflect"}, "crop_padding must be below its side \\(16\\)"),
         ({"max_time": 0}, "max_time must be positive"),
+        ({"val_every": 0}, "val_every must be >= 1"),
         ({"time_schedule": True}, "time_schedule follows the time budget: add --max-time"),
         ({"time_schedule": True, "max_time": 9, "schedule": "step"}, "the step schedule counts epochs"),
         ({"time_schedule": True, "max_time": 9, "lookahead": True}, "lookahead counts steps"),

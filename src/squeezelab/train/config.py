@@ -91,7 +91,12 @@ class TrainConfig:
     tta_flip: bool = _opt(False, "evaluate classifiers on the mean logits of each image and its mirror")
     tta_translate: bool = _opt(False, "also average the views shifted by one pixel up-left and down-right")
 
-    early_stopping: int | None = _opt(None, "stop after this many epochs without improvement")
+    val_every: int = _opt(
+        1,
+        "validate every N epochs and after the last one (a long run then spends its wall time training);"
+        " early stopping counts validations",
+    )
+    early_stopping: int | None = _opt(None, "stop after this many validations (epochs) without improvement")
     monitor: str = _opt("auto", "validation metric for best checkpoint and early stopping (auto: val_loss)")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
 

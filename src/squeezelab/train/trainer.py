@@ -255,6 +255,8 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append("time_schedule keys cosine, onecycle or none to the time; the step schedule counts epochs")
     if cfg.time_schedule and cfg.lookahead:
         problems.append("lookahead counts steps to the end of --epochs; it cannot follow time_schedule")
+    if cfg.val_every < 1:
+        problems.append(f"val_every must be >= 1 (1: every epoch), got {cfg.val_every}")
     if cfg.crop_padding < 0:
         problems.append(f"crop_padding must be >= 0 (0: off), got {cfg.crop_padding}")
     if cfg.crop_padding_mode not in ("zeros", "reflect"):
@@ -590,7 +592,9 @@ class Trainer:
                 self.trained_seconds += seconds
                 images_per_s = train_metrics.pop("images_per_s")
                 metrics = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
-                if self.val_data is not None:
+                last = out_of_time or epoch + 1 == cfg.epochs
+                validated = self.val_data is not None and ((epoch + 1) % cfg.val_every == 0 or last)
+                if validated:
                     val_start = time.perf_counter()
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(self.val_data).items()})
                     metrics["val_seconds"] = time.perf_counter() - val_start
@@ -602,15 +606,17 @@ class Trainer:
                         "time": self.trained_seconds,
                     }
                 )
-                if self.monitor not in metrics:
-                    raise SqueezelabError(
-                        f"monitor {self.monitor!r} is not a metric; choose from {', '.join(sorted(metrics))}"
-                    )
-                if self.improved(metrics[self.monitor]):
-                    self.history.best_epoch, self.history.best_value = epoch + 1, metrics[self.monitor]
-                    patience = 0
-                else:
-                    patience += 1
+                # Between validations a val_ monitor has nothing to compare; patience waits for the next one.
+                if validated or not (self.monitor.startswith("val_") and self.val_data is not None):
+                    if self.monitor not in metrics:
+                        raise SqueezelabError(
+                            f"monitor {self.monitor!r} is not a metric; choose from {', '.join(sorted(metrics))}"
+                        )
+                    if self.improved(metrics[self.monitor]):
+                        self.history.best_epoch, self.history.best_value = epoch + 1, metrics[self.monitor]
+                        patience = 0
+                    else:
+                        patience += 1
                 self.record(epoch + 1, metrics)
                 self.log(metrics)
                 if out_of_time:
