@@ -62,7 +62,7 @@ def run(name: str, run_dir: Path, splits, resume: bool, **overrides) -> list[dic
         )
     best = max(point["val_acc1"] for point in curve)
     if current_group().is_main:
-        print(f"{name}: {len(curve)} epochs, {total:.0f} s wall, best held-out top-1 {best:.4f}")
+        print(f"{name}: {len(history.epochs)} epochs, {total:.0f} s wall, best held-out top-1 {best:.4f}")
     return curve
 
 
