@@ -11,7 +11,8 @@ training and the per-epoch validation, not the one-off decoding of the data (cac
 Validation is the seeded 10% of the training set that each run holds out; the official test split is never
 used. The preset trains for a time budget (30 minutes of training, its schedule keyed to the time spent);
 ``--fast-max-time`` gives it another budget (the longer setting), ``--fast-epochs`` keys it to a number of
-epochs instead, and ``--cutout`` adds cutout to it. ``--val-every N`` validates it every N epochs and after
+epochs instead, ``--cutout`` adds cutout to it and ``--arg KEY=VALUE`` changes one of its model options (as
+``squeezelab train --arg`` does, e.g. ``--arg stages=2,4``). ``--val-every N`` validates it every N epochs and after
 the last, which leaves more of a long run's wall time to training (a validation costs about half of a
 low-resolution epoch), for a coarser curve. A run longer than one sitting continues with
 ``--resume``: the same command and ``--out-dir`` pick the runs up from their last finished epochs, and the
@@ -32,7 +33,9 @@ import torch
 import torch.distributed as dist
 from _common import machine
 
+from squeezelab.cli import parse_model_args
 from squeezelab.data import load_dataset
+from squeezelab.errors import SqueezelabError
 from squeezelab.report.plots import plot_histories
 from squeezelab.train import fit, preset
 from squeezelab.train.distributed import current_group, finish_distributed, init_distributed
@@ -80,6 +83,9 @@ def main() -> None:
     parser.add_argument("--fast-epochs", type=int, help="key fast-cifar10's schedule to this many epochs, not to time")
     parser.add_argument("--cutout", type=int, help="add cutout of this size to fast-cifar10")
     parser.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="change a model option of fast-cifar10"
+    )
+    parser.add_argument(
         "--val-every", type=int, help="validate fast-cifar10 every N epochs and after the last (default: every)"
     )
     parser.add_argument("--skip-seed", action="store_true", help="run the preset only (e.g. a longer setting)")
@@ -101,6 +107,14 @@ def main() -> None:
         fast_dir += f"-cutout{args.cutout}"
     if args.val_every:
         fast_overrides["val_every"] = args.val_every
+    if args.arg:
+        try:
+            model_changes = parse_model_args(args.arg)
+        except SqueezelabError as exc:
+            parser.error(str(exc))
+        fast_overrides["model_kwargs"] = {**preset("fast-cifar10").model_kwargs, **model_changes}
+        for key, value in model_changes.items():
+            fast_dir += f"-{key}" + "".join(ch for ch in str(value) if ch.isalnum() or ch in "._")
     recipes = {"fast-cifar10": (out_dir / fast_dir, fast_overrides)}
     if not args.skip_seed:
         recipes["seed-cifar10"] = (out_dir / "seed-cifar10", {})
