@@ -11,7 +11,8 @@ training and the per-epoch validation, not the one-off decoding of the data (cac
 Validation is the seeded 10% of the training set that each run holds out; the official test split is never
 used. The preset trains for a time budget (30 minutes of training, its schedule keyed to the time spent);
 ``--fast-max-time`` gives it another budget (the longer setting), ``--fast-epochs`` keys it to a number of
-epochs instead, ``--cutout`` adds cutout to it and ``--arg KEY=VALUE`` changes one of its model options (as
+epochs instead, ``--cutout`` adds cutout to it, ``--swa-share`` (and ``--swa-lr``) stochastic weight averaging
+over the last share of the run, and ``--arg KEY=VALUE`` changes one of its model options (as
 ``squeezelab train --arg`` does, e.g. ``--arg stages=2,4``). ``--val-every N`` validates it every N epochs and after
 the last, which leaves more of a long run's wall time to training (a validation costs about half of a
 low-resolution epoch), for a coarser curve. A run longer than one sitting continues with
@@ -82,6 +83,8 @@ def main() -> None:
     )
     parser.add_argument("--fast-epochs", type=int, help="key fast-cifar10's schedule to this many epochs, not to time")
     parser.add_argument("--cutout", type=int, help="add cutout of this size to fast-cifar10")
+    parser.add_argument("--swa-share", type=float, help="average the weights over this last share of fast-cifar10")
+    parser.add_argument("--swa-lr", type=float, help="the constant learning rate of that phase (default: lr / 4)")
     parser.add_argument(
         "--arg", action="append", default=[], metavar="KEY=VALUE", help="change a model option of fast-cifar10"
     )
@@ -105,6 +108,10 @@ def main() -> None:
     if args.cutout:
         fast_overrides["cutout"] = args.cutout
         fast_dir += f"-cutout{args.cutout}"
+    for option in ("swa_share", "swa_lr"):
+        if getattr(args, option) is not None:
+            fast_overrides[option] = getattr(args, option)
+            fast_dir += f"-{option}{getattr(args, option):g}"
     if args.val_every:
         fast_overrides["val_every"] = args.val_every
     if args.arg:

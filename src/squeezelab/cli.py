@@ -168,7 +168,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             parse, metavar = (_int_list, "N[,N...]") if typing.get_origin(kind) is tuple else (kind, f.name.upper())
             if optional:  # "none" switches off what a preset set, e.g. --max-time none
-                parse, metavar, help_text = _or_none(parse), metavar + "|none", help_text[:-1] + "; none: off)"
+                parse, metavar, help_text = (
+                    _or_none(parse),
+                    metavar + "|none",
+                    help_text[:-1] + f"; none: {f.metadata.get('none', 'off')})",
+                )
             group.add_argument(flag, type=parse, default=None, metavar=metavar, help=help_text)
 
 
@@ -266,6 +270,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"best {history.monitor}: {history.best_value:.4g} at epoch {history.best_epoch} "
             f"-> {run_dir / 'best.safetensors'}"
         )
+    if last.get("swa_epochs"):
+        print(f"weight average of the last {last['swa_epochs']} epochs -> {run_dir / 'swa.safetensors'}")
     return 0
 
 

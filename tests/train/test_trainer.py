@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from squeezelab.data import ImageDataset, load_dataset, split_validation
+from squeezelab.data import BatchTransform, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
 from squeezelab.train import TrainConfig, TrainingDiverged, fit, load_model
@@ -98,14 +98,22 @@ def _interrupt_after(model: nn.Module, calls: int) -> None:
     model.register_forward_pre_hook(hook)
 
 
-@pytest.mark.parametrize("optimizer, lookahead", [("sgd", False), ("adam", False), ("sgd", True)])
-def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(digits, tmp_path, optimizer, lookahead):
+# An epoch is 26 training and 3 validation batches, so 30 forward calls stop inside epoch 2, and 65 inside
+# epoch 3: with SWA over the last two epochs, after the average has begun, so the resumed run must restore it.
+@pytest.mark.parametrize(
+    "optimizer, lookahead, swa_share, stop_after",
+    [("sgd", False, 0.0, 30), ("adam", False, 0.0, 30), ("sgd", True, 0.0, 30), ("sgd", False, 0.7, 65)],
+)
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(
+    digits, tmp_path, optimizer, lookahead, swa_share, stop_after
+):
     config = TrainConfig(
         model_kwargs=SMALL_SQUEEZENET,
         epochs=3,
         batch_size=64,
         optimizer=optimizer,
         lookahead=lookahead,
+        swa_share=swa_share,
         lr=0.01,
         schedule="cosine",
         warmup_epochs=1,
@@ -116,17 +124,19 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(digits, tmp_path,
 
     torch.manual_seed(config.seed)  # as fit() does before it builds a model by name
     model = create_model_for("squeezenet_cifar", SMALL_SQUEEZENET, digits.train)
-    _interrupt_after(model, 30)  # epoch 1 is 23 training and 3 validation batches: stop inside epoch 2
+    _interrupt_after(model, stop_after)
     with pytest.raises(KeyboardInterrupt):
         fit(model, digits, config, run_dir=tmp_path / "b", verbose=0)
-    assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 1
+    stopped = json.loads((tmp_path / "b" / "last.json").read_text())
+    assert stopped["epoch"] == (2 if swa_share else 1) and stopped.get("average", False) == bool(swa_share)
     resumed = fit("squeezenet_cifar", digits, config, run_dir=tmp_path / "b", resume=True, verbose=0)
 
     for key in ("train_loss", "val_loss", "val_acc1", "lr"):
         assert resumed.history[key] == pytest.approx(straight.history[key], rel=1e-6, abs=1e-9)
-    a, b = load_model(tmp_path / "a" / "last.safetensors"), load_model(tmp_path / "b" / "last.safetensors")
-    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        torch.testing.assert_close(p, q, msg=name)
+    for name in ("last", "swa") if swa_share else ("last",):
+        a, b = load_model(tmp_path / "a" / f"{name}.safetensors"), load_model(tmp_path / "b" / f"{name}.safetensors")
+        for (key, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            torch.testing.assert_close(p, q, msg=f"{name}: {key}")
 
 
 class FailAfter(nn.Module):
@@ -286,6 +296,9 @@ def test_bf16_and_label_smoothing_run(digits):
         ({"time_schedule": True}, "time_schedule follows the time budget: add --max-time"),
         ({"time_schedule": True, "max_time": 9, "schedule": "step"}, "the step schedule counts epochs"),
         ({"time_schedule": True, "max_time": 9, "lookahead": True}, "lookahead counts steps"),
+        ({"swa_share": 1.0}, "swa_share must be in \\[0, 1\\)"),
+        ({"swa_share": 0.3, "swa_lr": 0}, "swa_lr must be positive"),
+        ({"swa_share": 0.3, "lookahead": True}, "choose one of swa_share and lookahead"),
         ({"nonsense": 1}, "unknown training option"),
     ],
 )
@@ -354,6 +367,61 @@ def test_time_keyed_schedules_follow_the_share_of_the_budget_spent():
     no_warmup = _schedule(cfg.updated(warmup_epochs=0), 10, lambda: spent[0])
     spent[0] = 0.15
     assert no_warmup(7) == pytest.approx(0.5)  # the one-cycle split in time: 30% up, 70% down
+
+
+def test_swa_schedule_decays_to_the_averaging_rate_and_holds_it():
+    cfg = TrainConfig(epochs=10, lr=0.2, schedule="onecycle", warmup_epochs=1, swa_share=0.4, swa_lr=0.05)
+    f = _schedule(cfg, steps_per_epoch=10, share_done=_no_budget)
+    # The one-cycle runs its course in the first 60 steps, falling from 1 to 0.25 (0.05 / 0.2), not to 0.
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(35) == pytest.approx(0.25 + 0.75 * 0.5) and f(59) == pytest.approx(0.25, abs=0.02)
+    assert [f(s) for s in (60, 80, 99)] == [0.25, 0.25, 0.25]
+    spent = [0.0]
+    timed = _schedule(cfg.updated(max_time=100.0, time_schedule=True), 10, lambda: spent[0])
+    spent[0] = 0.3  # half of the 60% the one-cycle has
+    assert timed(500) == pytest.approx(0.25 + 0.75 * 0.5)
+    spent[0] = 0.61
+    assert timed(600) == 0.25
+    default = _schedule(TrainConfig(epochs=10, lr=0.2, schedule="cosine", swa_share=0.5), 10, _no_budget)
+    assert default(99) == pytest.approx(0.25)  # a quarter of the peak rate unless swa_lr says otherwise
+
+
+def test_swa_averages_the_epochs_of_its_phase_and_recomputes_batch_norm(digits, tmp_path, monkeypatch):
+    snapshots = []
+    train_epoch = Trainer.train_epoch
+
+    def recording(self, epoch):
+        result = train_epoch(self, epoch)
+        snapshots.append({k: v.clone() for k, v in self.model.state_dict().items()})
+        return result
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    torch.manual_seed(0)
+    model = create_model_for("squeezenet_cifar", {**SMALL_SQUEEZENET, "batch_norm": True}, digits.train)
+    options = dict(epochs=4, batch_size=64, optimizer="sgd", lr=0.05, schedule="cosine", monitor="val_acc1")
+    history = fit(model, digits, swa_share=0.5, run_dir=tmp_path / "run", verbose=0, **options)
+    assert history.history["swa_epochs"] == [None, None, 1, 2]
+    # After fit the model holds the mean of the weights after epochs 3 and 4 ...
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), (snapshots[2][name] + snapshots[3][name]) / 2, msg=name)
+    # ... with BN statistics of its own: the stem's BN mean is the average over the training batches of the
+    # mean of the stem's output.
+    stem_bn = model.features[1]
+    assert isinstance(stem_bn, nn.BatchNorm2d)
+    train, _ = split_validation(digits.train, 0.1, 0)
+    transform = BatchTransform(digits.mean, digits.std)
+    with torch.no_grad():
+        batch_means = [model.features[0](x).mean((0, 2, 3)) for x in transform(train.images, train=False).split(64)]
+    expected = torch.stack(batch_means).mean(0)
+    torch.testing.assert_close(stem_bn.running_mean, expected)
+    assert not torch.allclose(snapshots[3]["features.1.running_mean"], expected, atol=1e-3)
+    # It is kept as swa.safetensors, and the last validation scored it.
+    saved = load_model(tmp_path / "run" / "swa.safetensors")
+    for (name, p), q in zip(model.state_dict().items(), saved.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, msg=name)
+    val = split_validation(digits.train, 0.1, 0)[1]
+    scored = evaluate_split(saved, trainer_module.task_for(saved), val, transform, 64, torch.device("cpu"))
+    assert scored["acc1"] == pytest.approx(history.history["val_acc1"][-1], abs=1e-6)
 
 
 def test_device_selection():

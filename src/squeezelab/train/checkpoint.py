@@ -61,8 +61,13 @@ def save_checkpoint(
     model: nn.Module,
     meta: dict,
     optimizer: torch.optim.Optimizer | None = None,
+    average: nn.Module | None = None,
 ) -> Path:
-    """Write ``stem.safetensors`` and ``stem.json`` (and ``stem.optim.safetensors`` with an optimizer)."""
+    """Write ``stem.safetensors`` and ``stem.json``, with an optimizer also ``stem.optim.safetensors``, and with
+    the running average of stochastic weight averaging ``stem.average.safetensors``.
+
+    The sidecar is written last and every tensor file carries the epoch, so a torn write is detected on load.
+    """
     stem = Path(stem)
     stamp = {"format": FORMAT, "epoch": str(meta.get("epoch", 0))}
     meta = {"format": FORMAT, "version": VERSION, **meta}
@@ -70,6 +75,11 @@ def save_checkpoint(
         tensors, rest = _optimizer_tensors(optimizer)
         atomic_write(stem.with_suffix(".optim.safetensors"), save_safetensors(_cpu_tensors(tensors), stamp))
         meta["optimizer"] = rest
+    if average is not None:
+        atomic_write(
+            stem.with_suffix(".average.safetensors"), save_safetensors(_cpu_tensors(average.state_dict()), stamp)
+        )
+        meta["average"] = True
     weights = stem.with_suffix(".safetensors")
     atomic_write(weights, save_safetensors(_cpu_tensors(model.state_dict()), stamp))
     atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=2, default=json_default))
@@ -139,6 +149,16 @@ def load_optimizer_state(stem: Path, optimizer: torch.optim.Optimizer, meta: dic
         state.setdefault(int(index), {})[name] = value
     state = dict(sorted(state.items()))
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+
+
+def load_average(stem: Path, average: nn.Module, meta: dict) -> None:
+    """Restore the running average that ``save_checkpoint`` wrote beside ``stem``."""
+    path = Path(stem).with_suffix(".average.safetensors")
+    if not path.exists() or not meta.get("average"):
+        raise SqueezelabError(f"{path} is missing: the weight average of this run cannot be resumed")
+    if _read_stamp(path).get("epoch") != str(meta.get("epoch", 0)):
+        raise SqueezelabError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
+    load_weights(average, load_safetensors(path.read_bytes()), str(path))
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:

@@ -58,6 +58,13 @@ class TrainConfig:
     lookahead: bool = _opt(
         False, "airbench's lookahead: every 5 steps pull the weights towards a slow average, harder as training ends"
     )
+    swa_share: float = _opt(
+        0.0,
+        "stochastic weight averaging: train the last share of the run (of its epochs, or with time_schedule of its"
+        " time) at the constant rate --swa-lr, average the weights after each of its epochs, and validate and"
+        " keep the average, its batch-norm statistics recomputed on the training split (0: off)",
+    )
+    swa_lr: float | None = _opt(None, "the constant learning rate of the averaging phase", none="a quarter of --lr")
     grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
     bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AMX or AVX512-BF16, and GPUs)")
     fp16: bool = _opt(False, "float16 autocast with loss scaling (CUDA only)")
