@@ -516,7 +516,12 @@ class Trainer:
             m.momentum = None
         was_training = model.training
         model.train()
-        order = self.group.shard(torch.arange(len(self.train_data), device=self.device))
+        # In a seeded random order, the same in every process: train-mode BN normalises each batch by its own
+        # statistics, so batches must mix the classes as training batches do. In storage order, a split kept
+        # class by class (a sorted image folder) gives single-class batches and statistics that fit no input.
+        generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        order = torch.randperm(len(self.train_data), generator=generator, device=self.device)
+        order = self.group.shard(order)
         local_batch = self.cfg.batch_size // self.group.world_size
         with autocast_for(self.cfg, self.device):
             for begin in range(0, len(order), local_batch):
