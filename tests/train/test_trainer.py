@@ -506,7 +506,7 @@ def test_validation_scores_a_batch_norm_model_folded_as_inference_runs_it(digits
     model = create_model("squeezenet_cifar", in_chans=1, batch_norm=True, **SMALL_SQUEEZENET)
     trainer = Trainer(model, digits, TrainConfig(epochs=1, batch_size=64, lr=2e-3), None, verbose=0)
     trainer.run()
-    folded = trainer.evaluate(trainer.val_data)
+    folded = trainer.evaluate(trainer.val_data, trainer.model)
     assert model.training  # scoring leaves the trained model as it was
     unfolded = evaluate_split(model, trainer.task, trainer.val_data, trainer.transform, 64, trainer.device)
     assert folded["acc1"] == unfolded["acc1"]
