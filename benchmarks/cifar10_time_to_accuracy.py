@@ -109,9 +109,10 @@ def main() -> None:
         fast_overrides["cutout"] = args.cutout
         fast_dir += f"-cutout{args.cutout}"
     for option in ("swa_share", "swa_lr"):
-        if getattr(args, option) is not None:
-            fast_overrides[option] = getattr(args, option)
-            fast_dir += f"-{option}{getattr(args, option):g}"
+        value = getattr(args, option)
+        if value is not None:
+            fast_overrides[option] = value
+            fast_dir += f"-{option}{value:g}"
     if args.val_every:
         fast_overrides["val_every"] = args.val_every
     if args.arg:

@@ -29,11 +29,11 @@ def main() -> None:
     splits = load_dataset(args.data, progress=False)
     trainer = Trainer(create_model_for(cfg.model, cfg.model_kwargs, splits.train), splits, cfg, args.run, verbose=0)
     trainer.resume()
-    if trainer.average is None or not trainer.average.n_averaged:
+    if not trainer.averaged_epochs:
         parser.error(f"{args.run} holds no weight average")
     scored = trainer.scored_model()
     metrics = trainer.evaluate(trainer.val_data, scored)
-    print(f"{args.run}: average of {int(trainer.average.n_averaged)} epochs, held-out top-1 {metrics['acc1']:.4f}")
+    print(f"{args.run}: average of {trainer.averaged_epochs} epochs, held-out top-1 {metrics['acc1']:.4f}")
 
 
 if __name__ == "__main__":

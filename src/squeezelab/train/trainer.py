@@ -469,7 +469,7 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")
-        average = self.average if self.average is not None and self.average.n_averaged else None
+        average = self.average if self.averaged_epochs else None
         save_checkpoint(self.run_dir / "last", self.model, self.meta(epoch, metrics), self.optimizer, average)
         if self.history.best_epoch == epoch:
             save_checkpoint(self.run_dir / "best", scored, self.meta(epoch, metrics))
@@ -484,6 +484,11 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
 
+    @property
+    def averaged_epochs(self) -> int:
+        """How many epochs the SWA average holds so far (0 without SWA)."""
+        return 0 if self.average is None else int(self.average.n_averaged)
+
     def averaging(self, epoch: int) -> bool:
         """Whether ``epoch`` trains at the constant rate of the SWA phase, so that its weights join the average."""
         if not self.cfg.swa_share:
@@ -493,7 +498,7 @@ class Trainer:
 
     def scored_model(self) -> nn.Module:
         """The model that validation scores: the SWA average once it holds an epoch, else the trained one."""
-        if self.average is None or not self.average.n_averaged:
+        if not self.averaged_epochs:
             return self.model
         if self.average_stale:
             self.recompute_batch_norm(self.average.module)
@@ -693,8 +698,8 @@ class Trainer:
                     scored = self.scored_model()  # recomputing an average's BN statistics counts as validation
                     metrics.update({f"val_{k}": v for k, v in self.evaluate(self.val_data, scored).items()})
                     metrics["val_seconds"] = time.perf_counter() - val_start
-                if self.average is not None and self.average.n_averaged:
-                    metrics["swa_epochs"] = int(self.average.n_averaged)
+                if self.averaged_epochs:
+                    metrics["swa_epochs"] = self.averaged_epochs
                 metrics.update(
                     {
                         "lr": self.optimizer.param_groups[0]["lr"],
@@ -736,7 +741,7 @@ class Trainer:
             raise
         finally:
             self.write_plots()
-        if self.average is not None and self.average.n_averaged:
+        if self.averaged_epochs:
             self.adopt_average()
         return self.history
 
