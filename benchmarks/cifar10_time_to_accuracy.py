@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--swa-share", type=float, help="average the weights over this last share of fast-cifar10")
     parser.add_argument("--swa-lr", type=float, help="the constant learning rate of that phase (default: lr / 4)")
     parser.add_argument(
+        "--teachers", nargs="+", metavar="RUN", help="distil fast-cifar10 from these trained runs or checkpoints"
+    )
+    parser.add_argument(
         "--arg", action="append", default=[], metavar="KEY=VALUE", help="change a model option of fast-cifar10"
     )
     parser.add_argument(
@@ -113,6 +116,9 @@ def main() -> None:
         if value is not None:
             fast_overrides[option] = value
             fast_dir += f"-{option}{value:g}"
+    if args.teachers:
+        fast_overrides["teachers"] = tuple(args.teachers)
+        fast_dir += f"-teachers{len(args.teachers)}"
     if args.val_every:
         fast_overrides["val_every"] = args.val_every
     if args.arg:

@@ -149,6 +149,18 @@ def test_user_errors_exit_2_with_one_line(args, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
+def test_train_a_student_from_teacher_runs(trained, capsys):
+    student = ["train", "squeezenet_cifar", "--data", "digits", "--image-size", "16", "--epochs", "1", *SMALL]
+    teachers = f"{trained / 'clf'},{trained / 'clf' / 'last.safetensors'}"
+    assert main([*student, "--teachers", teachers, "--name", "student", "--out-dir", str(trained), "--quiet"]) == 0
+    config = json.loads((trained / "student" / "config.json").read_text())
+    assert config["teachers"] == [str(trained / "clf"), str(trained / "clf" / "last.safetensors")]
+    capsys.readouterr()
+    assert main([*student, "--teachers", str(trained / "ae"), "--name", "bad", "--out-dir", str(trained)]) == 2
+    err = capsys.readouterr().err
+    assert "teacher" in err and "is not a classifier" in err and err.count("\n") == 1
+
+
 def test_existing_run_is_never_overwritten(trained, capsys):
     before = (trained / "clf" / "metrics.jsonl").read_text()
     assert main(["train", "dense_ae", "--data", "digits", "--name", "clf", "--out-dir", str(trained)]) == 2

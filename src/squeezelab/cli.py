@@ -166,7 +166,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif typing.get_origin(kind) is typing.Literal:
             group.add_argument(flag, choices=args, default=None, help=help_text)
         else:
-            parse, metavar = (_int_list, "N[,N...]") if typing.get_origin(kind) is tuple else (kind, f.name.upper())
+            if typing.get_origin(kind) is tuple:
+                parse, metavar = (_int_list, "N[,N...]") if args[0] is int else (_path_list, "PATH[,PATH...]")
+            else:
+                parse, metavar = kind, f.name.upper()
             if optional:  # "none" switches off what a preset set, e.g. --max-time none
                 parse, metavar, help_text = (
                     _or_none(parse),
@@ -193,6 +196,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, e.g. 16,24; got {text!r}") from None
+
+
+def _path_list(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.split(",") if part)
 
 
 def _given_options(args: argparse.Namespace) -> dict:
@@ -547,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
             "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --max-time 5400   # 90 min, not 30",
             "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --no-time-schedule --max-time none "
             "--epochs 50",
+            "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --teachers runs/a,runs/b   "
+            "# distil from two trained runs",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --device cuda --bf16 --channels-last "
             "--compile",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --download --optimizer sgd --lr 0.05 "

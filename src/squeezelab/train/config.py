@@ -65,6 +65,13 @@ class TrainConfig:
         " keep the average, its batch-norm statistics recomputed on the training split (0: off)",
     )
     swa_lr: float | None = _opt(None, "the constant learning rate of the averaging phase", none="a quarter of --lr")
+    teachers: tuple[str, ...] = _opt(
+        (),
+        "distil from these trained classifiers (run directories or checkpoints): the student also matches their"
+        " mean softened prediction on each augmented batch",
+    )
+    distill_weight: float = _opt(0.9, "with --teachers: the soft term's share of the loss, the labels' the rest")
+    distill_temperature: float = _opt(4.0, "with --teachers: the temperature that softens both predictions")
     grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
     bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AMX or AVX512-BF16, and GPUs)")
     fp16: bool = _opt(False, "float16 autocast with loss scaling (CUDA only)")
@@ -108,11 +115,14 @@ class TrainConfig:
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
 
     def __post_init__(self) -> None:
-        # One size is the common case in Python; a run directory's JSON holds a list.
+        # One size or teacher is the common case in Python; a run directory's JSON holds a list.
         if isinstance(self.low_res, int):
             self.low_res = (self.low_res,)
         elif self.low_res is not None:
             self.low_res = tuple(self.low_res)
+        if isinstance(self.teachers, str):
+            self.teachers = (self.teachers,)
+        self.teachers = tuple(str(teacher) for teacher in self.teachers)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,13 +16,43 @@ from squeezelab.metrics import mse, psnr_from_mse, topk_correct
 from squeezelab.models import Autoencoder, jacobian_penalty
 
 
+class Distillation:
+    """Soft targets from trained teacher classifiers, on the very batch the student sees (Hinton et al. 2015).
+
+    The teachers see each augmented view too ("consistent" teaching, Beyer et al. 2022), rather than a
+    prediction stored per image. With several teachers the target is their mean softened distribution.
+    The loss is ``(1 - weight)`` x the label loss + ``weight`` x ``temperature**2`` x KL(teachers || student).
+    """
+
+    def __init__(self, teachers: list[nn.Module], weight: float, temperature: float) -> None:
+        self.teachers = teachers
+        self.weight = weight
+        self.temperature = temperature
+
+    def loss(self, logits: Tensor, x: Tensor) -> Tensor:
+        """``temperature**2`` x KL(teachers || student) at that temperature, per sample: a batch mean."""
+        with torch.no_grad():
+            target = sum(F.softmax(teacher(x).float() / self.temperature, -1) for teacher in self.teachers)
+            target = target / len(self.teachers)
+        # The square keeps the soft term's gradients on the scale of the hard one's as the temperature grows.
+        log_student = F.log_softmax(logits.float() / self.temperature, -1)
+        return F.kl_div(log_student, target, reduction="batchmean") * self.temperature**2
+
+
 class Classification:
     kind = "classification"
 
-    def __init__(self, label_smoothing: float = 0.0, tta_flip: bool = False, tta_translate: bool = False) -> None:
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        tta_flip: bool = False,
+        tta_translate: bool = False,
+        distillation: Distillation | None = None,
+    ) -> None:
         self.label_smoothing = label_smoothing
         self.tta_flip = tta_flip
         self.tta_translate = tta_translate
+        self.distillation = distillation
 
     def batch(
         self,
@@ -40,6 +70,11 @@ class Classification:
         logits = model(x) if train else self.views(model, x)
         # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
+        # While progressive resizing shrinks the batch the student learns from the labels alone: teachers score
+        # poorly on downsized images (a fast-cifar10 model: 61% at 16 px, 86% at 24, 90% at 32).
+        if train and self.distillation is not None and transform.size is None:
+            weight = self.distillation.weight
+            loss = (1 - weight) * loss + weight * self.distillation.loss(logits, x)
         with torch.no_grad():
             hits = topk_correct(logits, labels, (1, 5))
             stats = torch.stack(

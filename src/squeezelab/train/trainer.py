@@ -39,7 +39,7 @@ from squeezelab.train.config import TrainConfig
 from squeezelab.train.distributed import ProcessGroup, init_distributed, local_rank
 from squeezelab.train.host_memory import keep_freed_host_memory
 from squeezelab.train.lookahead import Lookahead
-from squeezelab.train.tasks import Classification, Reconstruction, task_for
+from squeezelab.train.tasks import Classification, Distillation, Reconstruction, task_for
 
 
 class TrainingDiverged(SqueezelabError):
@@ -284,6 +284,12 @@ def validate_config(cfg: TrainConfig, task, device: torch.device) -> None:
         problems.append(f"swa_lr must be positive, got {cfg.swa_lr}")
     if cfg.swa_share and cfg.lookahead:
         problems.append("choose one of swa_share and lookahead: both average the weights")
+    if cfg.teachers and not isinstance(task, Classification):
+        problems.append("teachers distil classifiers; an autoencoder learns from its own reconstruction")
+    if not 0 <= cfg.distill_weight <= 1:
+        problems.append(f"distill_weight must be in [0, 1], got {cfg.distill_weight}")
+    if cfg.distill_temperature <= 0:
+        problems.append(f"distill_temperature must be positive, got {cfg.distill_temperature}")
     if cfg.val_every < 1:
         problems.append(f"val_every must be >= 1 (1: every epoch), got {cfg.val_every}")
     if cfg.crop_padding < 0:
@@ -371,6 +377,9 @@ class Trainer:
             cutout=cfg.cutout,
             padding_mode=cfg.crop_padding_mode,
         )
+        if cfg.teachers:
+            teachers = [self.load_teacher(path) for path in cfg.teachers]
+            self.task.distillation = Distillation(teachers, cfg.distill_weight, cfg.distill_temperature)
         self.images, self.labels = place_data(self.train_data, self.device)
         self.flip_parity = None
         if cfg.alternate_flip:
@@ -399,6 +408,37 @@ class Trainer:
         self.verbose = verbose if self.group.is_main else 0
         self.start_epoch = 0
         self.trained_seconds = 0.0
+
+    def load_teacher(self, path: str) -> nn.Module:
+        """A trained classifier of the same classes, input and normalisation, ready for inference on the batches."""
+        from squeezelab.train.evaluate import for_inference, open_checkpoint  # evaluate builds on this module
+
+        try:
+            ckpt = open_checkpoint(path, str(self.device))
+        except SqueezelabError as exc:
+            raise SqueezelabError(f"teacher: {exc}") from None
+        where = f"teacher {ckpt.path}"
+        if ckpt.meta.get("task") != "classification":
+            raise SqueezelabError(f"{where} is not a classifier; teachers must classify the same classes")
+        if ckpt.classes != self.splits.train.classes:
+            raise SqueezelabError(f"{where} knows the classes {ckpt.classes}, this data {self.splits.train.classes}")
+        if ckpt.input_shape[0] != self.train_data.channels:
+            raise SqueezelabError(
+                f"{where} takes {ckpt.input_shape[0]}-channel images, this data has {self.train_data.channels}"
+            )
+        same = torch.allclose
+        if not same(torch.tensor(ckpt.transform.mean), torch.tensor(self.transform.mean)) or not same(
+            torch.tensor(ckpt.transform.std), torch.tensor(self.transform.std)
+        ):
+            raise SqueezelabError(
+                f"{where} was trained on images normalised with mean {ckpt.transform.mean} and std"
+                f" {ckpt.transform.std}, this run uses {self.transform.mean} and {self.transform.std}; set --normalize"
+                " as the teacher's run did"
+            )
+        teacher = for_inference(ckpt.model).requires_grad_(False)
+        if self.cfg.channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        return teacher
 
     # -- state on disk -------------------------------------------------------------------------------------
 
