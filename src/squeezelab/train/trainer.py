@@ -426,14 +426,12 @@ class Trainer:
             raise SqueezelabError(
                 f"{where} takes {ckpt.input_shape[0]}-channel images, this data has {self.train_data.channels}"
             )
-        same = torch.allclose
-        if not same(torch.tensor(ckpt.transform.mean), torch.tensor(self.transform.mean)) or not same(
-            torch.tensor(ckpt.transform.std), torch.tensor(self.transform.std)
-        ):
+        theirs, ours = (ckpt.transform.mean, ckpt.transform.std), (self.transform.mean, self.transform.std)
+        if not torch.allclose(torch.tensor(theirs), torch.tensor(ours)):
+            shown = [[round(value, 4) for value in values] for values in (*theirs, *ours)]
             raise SqueezelabError(
-                f"{where} was trained on images normalised with mean {ckpt.transform.mean} and std"
-                f" {ckpt.transform.std}, this run uses {self.transform.mean} and {self.transform.std}; set --normalize"
-                " as the teacher's run did"
+                f"{where} was trained on images normalised with mean {shown[0]} and std {shown[1]}, this run uses"
+                f" {shown[2]} and {shown[3]}; set --normalize as the teacher's run did"
             )
         teacher = for_inference(ckpt.model).requires_grad_(False)
         if self.cfg.channels_last:
