@@ -5,12 +5,14 @@
 
 Each run is scored as ``squeezelab evaluate RUN --split val`` scores it: its best checkpoint, in fp32, with the
 test-time views it validated with. The ensemble averages the models' softmax outputs, as ``--teachers`` does.
-The runs must have held out the same images (the same data, validation share and seed).
+The runs must have held out the same images (the same data, validation share and seed). ``--size 16`` scores
+them on the held-out images resized as the 16-pixel epochs of progressive resizing see them.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 
@@ -24,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run directories or checkpoints of classifiers")
     parser.add_argument("--data", help="the dataset, if not where the runs found it")
+    parser.add_argument("--size", type=int, help="score the images resized to this side, as progressive resizing does")
     args = parser.parse_args()
     checkpoints = [open_checkpoint(run) for run in args.runs]
     held_out = {
@@ -39,8 +42,9 @@ def main() -> None:
         config = ckpt.meta["config"]
         task = task_for(ckpt.model, tta_flip=config["tta_flip"], tta_translate=config["tta_translate"])
         outputs: list[torch.Tensor] = []
+        transform = replace(ckpt.transform, size=args.size)
         metrics = evaluate_split(
-            for_inference(ckpt.model), task, val, ckpt.transform, 500, torch.device("cpu"), outputs=outputs
+            for_inference(ckpt.model), task, val, transform, 500, torch.device("cpu"), outputs=outputs
         )
         probabilities.append(torch.cat(outputs).softmax(-1))
         print(f"{run}: held-out top-1 {metrics['acc1']:.4f}")
