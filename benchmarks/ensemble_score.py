@@ -4,7 +4,8 @@
         runs/c12-4500/fast-cifar10-max_time4500-cutout12 runs/long7200/fast-cifar10-max_time7200-cutout8
 
 Each run is scored as ``squeezelab evaluate RUN --split val`` scores it: its best checkpoint, in fp32, with the
-test-time views it validated with. The ensemble averages the models' softmax outputs, as ``--teachers`` does.
+test-time views it validated with. The ensemble averages the models' softmax outputs (``--teachers`` does the
+same, softened by its temperature, on the single augmented view a student trains on).
 The runs must have held out the same images (the same data, validation share and seed). ``--size 16`` scores
 them on the held-out images resized as the 16-pixel epochs of progressive resizing see them.
 """
