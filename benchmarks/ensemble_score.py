@@ -17,8 +17,8 @@ from dataclasses import replace
 
 import torch
 
-from squeezelab.data import load_dataset, split_validation
-from squeezelab.train.evaluate import for_inference, open_checkpoint
+from squeezelab.data import load_dataset
+from squeezelab.train.evaluate import _split, for_inference, open_checkpoint
 from squeezelab.train.tasks import task_for
 from squeezelab.train.trainer import evaluate_split
 
@@ -36,8 +36,9 @@ def main() -> None:
     }
     if len(held_out) > 1:
         parser.error(f"the runs held out different images (data, validation share, seed): {sorted(held_out)}")
-    spec, share, seed = held_out.pop()
-    _, val = split_validation(load_dataset(args.data or spec, progress=False).train, share, seed)
+    spec = held_out.pop()[0]
+    # The held-out part exactly as `squeezelab evaluate --split val` rebuilds it from a run's seed.
+    val = _split(checkpoints[0], load_dataset(args.data or spec, progress=False), "val")
     probabilities = []
     for run, ckpt in zip(args.runs, checkpoints, strict=True):
         config = ckpt.meta["config"]
