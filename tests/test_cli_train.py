@@ -161,6 +161,19 @@ def test_train_a_student_from_teacher_runs(trained, capsys):
     assert "teacher" in err and "is not a classifier" in err and err.count("\n") == 1
 
 
+def test_fine_tune_a_trained_run(trained, capsys):
+    tune = ["train", "squeezenet_cifar", "--data", "digits", "--image-size", "16", "--epochs", "1", *SMALL]
+    assert (
+        main([*tune, "--init-from", str(trained / "clf"), "--name", "tuned", "--out-dir", str(trained), "--quiet"]) == 0
+    )
+    assert json.loads((trained / "tuned" / "config.json").read_text())["init_from"] == str(trained / "clf")
+    capsys.readouterr()
+    assert main([*tune, "--init-from", str(trained / "ae"), "--name", "bad-init", "--out-dir", str(trained)]) == 2
+    err = capsys.readouterr().err
+    assert "init_from" in err and "same model and options" in err and err.count("\n") == 1
+    assert not (trained / "bad-init").exists()
+
+
 def test_existing_run_is_never_overwritten(trained, capsys):
     before = (trained / "clf" / "metrics.jsonl").read_text()
     assert main(["train", "dense_ae", "--data", "digits", "--name", "clf", "--out-dir", str(trained)]) == 2

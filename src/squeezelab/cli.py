@@ -556,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--epochs 50",
             "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --teachers runs/a,runs/b   "
             "# distil from two trained runs",
+            "squeezelab train --preset fast-cifar10 --data cifar10:data/cifar10 --init-from runs/a --lr 0.05 "
+            "--low-res none --teachers runs/a,runs/b   # fine-tune a trained run towards two teachers",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --device cuda --bf16 --channels-last "
             "--compile",
             "squeezelab train squeezenet_cifar --data cifar10:data/cifar10 --download --optimizer sgd --lr 0.05 "

@@ -43,6 +43,11 @@ class TrainConfig:
     validation_split: float = _opt(0.1, "fraction of the training data held out for validation (0 for none)")
     shuffle: bool = _opt(True, "reshuffle the training split every epoch")
     seed: int = _opt(0, "seed for the split, shuffling, augmentation and initialisation")
+    init_from: str | None = _opt(
+        None,
+        "start from the weights of this trained run or checkpoint of the same model (fine-tuning); the optimizer,"
+        " schedule and epochs start afresh",
+    )
 
     optimizer: Optimizer = _opt("adam", "optimizer")
     lr: float = _opt(1e-3, "peak learning rate")

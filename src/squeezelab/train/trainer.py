@@ -330,6 +330,8 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_host_memory()
         self.model = model.to(self.device)
+        if cfg.init_from:
+            self.start_from(cfg.init_from)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.task = task_for(
@@ -408,6 +410,23 @@ class Trainer:
         self.verbose = verbose if self.group.is_main else 0
         self.start_epoch = 0
         self.trained_seconds = 0.0
+
+    def start_from(self, path: str) -> None:
+        """Copy the weights of a trained checkpoint of the same model and options into the model (fine-tuning)."""
+        from squeezelab.train.evaluate import open_checkpoint  # evaluate builds on this module
+
+        try:
+            ckpt = open_checkpoint(path, str(self.device))
+        except SqueezelabError as exc:
+            raise SqueezelabError(f"init_from: {exc}") from None
+        # Compared as JSON stores them: a checkpoint's tuples come back as lists.
+        ours = json.loads(json.dumps(getattr(self.model, "squeezelab_spec", None)))
+        if ckpt.meta.get("model") != ours:
+            raise SqueezelabError(
+                f"init_from {ckpt.path} holds {ckpt.meta.get('model')}, this run trains {ours};"
+                " start from a checkpoint of the same model and options"
+            )
+        self.model.load_state_dict(ckpt.model.state_dict())
 
     def load_teacher(self, path: str) -> nn.Module:
         """A trained classifier of the same classes, input and normalisation, ready for inference on the batches."""
