@@ -411,14 +411,18 @@ class Trainer:
         self.start_epoch = 0
         self.trained_seconds = 0.0
 
-    def start_from(self, path: str) -> None:
-        """Copy the weights of a trained checkpoint of the same model and options into the model (fine-tuning)."""
+    def open_checkpoint(self, role: str, path: str):
+        """A checkpoint this run builds on, on its device; its errors name the option that asked for it."""
         from squeezelab.train.evaluate import open_checkpoint  # evaluate builds on this module
 
         try:
-            ckpt = open_checkpoint(path, str(self.device))
+            return open_checkpoint(path, str(self.device))
         except SqueezelabError as exc:
-            raise SqueezelabError(f"init_from: {exc}") from None
+            raise SqueezelabError(f"{role}: {exc}") from None
+
+    def start_from(self, path: str) -> None:
+        """Copy the weights of a trained checkpoint of the same model and options into the model (fine-tuning)."""
+        ckpt = self.open_checkpoint("init_from", path)
         # Compared as JSON stores them: a checkpoint's tuples come back as lists.
         ours = json.loads(json.dumps(getattr(self.model, "squeezelab_spec", None)))
         if ckpt.meta.get("model") != ours:
@@ -430,12 +434,9 @@ class Trainer:
 
     def load_teacher(self, path: str) -> nn.Module:
         """A trained classifier of the same classes, input and normalisation, ready for inference on the batches."""
-        from squeezelab.train.evaluate import for_inference, open_checkpoint  # evaluate builds on this module
+        from squeezelab.train.evaluate import for_inference  # evaluate builds on this module
 
-        try:
-            ckpt = open_checkpoint(path, str(self.device))
-        except SqueezelabError as exc:
-            raise SqueezelabError(f"teacher: {exc}") from None
+        ckpt = self.open_checkpoint("teacher", path)
         where = f"teacher {ckpt.path}"
         if ckpt.meta.get("task") != "classification":
             raise SqueezelabError(f"{where} is not a classifier; teachers must classify the same classes")
