@@ -12,8 +12,6 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.train import fit, load_model
 from squeezelab.train.tasks import Classification, Distillation
 
-SMALL_SQUEEZENET = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2), "batch_norm": True}
-
 
 class _Fixed(nn.Module):
     """The same logits for every image; remembers the input it was given."""
@@ -68,28 +66,16 @@ def test_training_loss_mixes_labels_and_teachers_on_full_size_batches_only():
     assert teacher.seen is None
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", image_size=16, progress=False)
-
-
-@pytest.fixture(scope="module")
-def teacher_run(digits, tmp_path_factory):
-    run = tmp_path_factory.mktemp("teacher") / "run"
-    options = dict(epochs=6, batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", verbose=0)
-    history = fit("squeezenet_cifar", digits, model_kwargs=SMALL_SQUEEZENET, run_dir=run, **options)
-    assert max(history.history["val_acc1"]) > 0.8
-    return run
-
-
-def test_a_student_taught_by_its_teacher_alone_learns_its_predictions(digits, teacher_run, tmp_path):
+def test_a_student_taught_by_its_teacher_alone_learns_its_predictions(
+    digits, small_squeezenet, trained_classifier, tmp_path
+):
     # With the whole weight on the teacher the labels play no part: what the student learns, it learns from it.
     options = dict(epochs=6, batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", verbose=0)
     history = fit(
         "squeezenet_cifar",
         digits,
-        model_kwargs=SMALL_SQUEEZENET,
-        teachers=str(teacher_run),
+        model_kwargs=small_squeezenet,
+        teachers=str(trained_classifier),
         distill_weight=1.0,
         distill_temperature=2.0,
         run_dir=tmp_path / "student",
@@ -101,10 +87,10 @@ def test_a_student_taught_by_its_teacher_alone_learns_its_predictions(digits, te
     transform = BatchTransform(digits.mean, digits.std)
     with torch.no_grad():
         taught = load_model(tmp_path / "student")(transform.normalize(val.images)).argmax(1)
-        teacher = load_model(teacher_run)(transform.normalize(val.images)).argmax(1)
+        teacher = load_model(trained_classifier)(transform.normalize(val.images)).argmax(1)
     assert (taught == teacher).float().mean() > 0.8
     config = json.loads((tmp_path / "student" / "config.json").read_text())
-    assert config["teachers"] == [str(teacher_run)] and config["distill_weight"] == 1.0
+    assert config["teachers"] == [str(trained_classifier)] and config["distill_weight"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -116,21 +102,21 @@ def test_a_student_taught_by_its_teacher_alone_learns_its_predictions(digits, te
         ({"distill_temperature": 0.0}, "distill_temperature must be positive"),
     ],
 )
-def test_bad_teaching_options_are_user_errors(digits, teacher_run, options, message):
-    options = {"teachers": str(teacher_run), **options}
+def test_bad_teaching_options_are_user_errors(digits, small_squeezenet, trained_classifier, options, message):
+    options = {"teachers": str(trained_classifier), **options}
     with pytest.raises(SqueezelabError, match=message):
-        fit("squeezenet_cifar", digits, epochs=1, model_kwargs=SMALL_SQUEEZENET, verbose=0, **options)
+        fit("squeezenet_cifar", digits, epochs=1, model_kwargs=small_squeezenet, verbose=0, **options)
 
 
-def test_teachers_must_classify_the_same_images(digits, teacher_run, tmp_path):
+def test_teachers_must_classify_the_same_images(digits, trained_classifier, tmp_path):
     with pytest.raises(SqueezelabError, match="autoencoder learns from its own reconstruction"):
-        fit("dense_ae", digits, epochs=1, teachers=str(teacher_run), verbose=0)
+        fit("dense_ae", digits, epochs=1, teachers=str(trained_classifier), verbose=0)
     fit("dense_ae", digits, epochs=1, run_dir=tmp_path / "ae", verbose=0)
     with pytest.raises(SqueezelabError, match="is not a classifier"):
         fit("squeezenet_cifar", digits, epochs=1, teachers=str(tmp_path / "ae"), verbose=0)
     renamed = ImageDataset(digits.train.images, digits.train.labels, [f"digit {c}" for c in digits.train.classes], "x")
     with pytest.raises(SqueezelabError, match="knows the classes"):
-        fit("squeezenet_cifar", DataSplits.from_train(renamed), epochs=1, teachers=str(teacher_run), verbose=0)
+        fit("squeezenet_cifar", DataSplits.from_train(renamed), epochs=1, teachers=str(trained_classifier), verbose=0)
     rgb = load_dataset("digits", image_size=16, grayscale=False, progress=False)
     with pytest.raises(SqueezelabError, match="takes 1-channel images, this data has 3"):
-        fit("squeezenet_cifar", rgb, epochs=1, teachers=str(teacher_run), normalize="half", verbose=0)
+        fit("squeezenet_cifar", rgb, epochs=1, teachers=str(trained_classifier), normalize="half", verbose=0)

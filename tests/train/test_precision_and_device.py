@@ -20,11 +20,6 @@ from squeezelab.train.trainer import DEVICE_DATA_SHARE, Trainer, autocast_for, d
 SMALL = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", image_size=16, progress=False)
-
-
 @pytest.mark.filterwarnings("ignore:CUDA is not available")
 def test_autocast_selection():
     cpu = torch.device("cpu")

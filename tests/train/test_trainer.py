@@ -23,11 +23,6 @@ from squeezelab.train.trainer import (
 SMALL_SQUEEZENET = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", image_size=16, progress=False)
-
-
 def test_autoencoder_loss_goes_down(digits):
     history = fit("dense_ae", digits, epochs=15, batch_size=32, lr=1e-2, verbose=0)
     losses = history.history["val_loss"]
