@@ -1,7 +1,7 @@
 """Held-out top-1 of a run and the runs fine-tuned from it (``--init-from``), end to end against training time.
 
     python benchmarks/finetune_chain_curve.py runs/long-reflect/fast-cifar10-max_time4500-cutout8 \
-        runs/ft4-6300/fast-cifar10-ft4 runs/ft4b-6600/fast-cifar10-ft4b --out docs/benchmarks/finetune_chain.png
+        runs/ft4-6300/fast-cifar10-ft4 runs/ft4b-6600/fast-cifar10-ft4b --out docs/benchmarks/cifar10_finetune_chain.png
 
 Each run's ``metrics.jsonl`` gives its validated epochs; a run's clock starts where the one before it ended, so
 the x axis is the training seconds of the whole chain (the teachers' own training is not counted). Draws one
@@ -14,9 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-from squeezelab.report.plots import plot_histories
+from cifar10_time_to_accuracy import TARGETS
 
-TARGETS = (0.90, 0.92)
+from squeezelab.report.plots import plot_histories
 
 
 def validated_epochs(run: Path) -> list[dict]:
