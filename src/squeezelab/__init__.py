@@ -5,9 +5,10 @@ their subpackages, since a function re-exported here under the subpackage's own 
 """
 
 from squeezelab.data import load_dataset
+from squeezelab.inference import evaluate, load_model, predict
 from squeezelab.models import create_model, list_models
 from squeezelab.profile import profile_model
-from squeezelab.train import evaluate, fit, load_model, predict
+from squeezelab.train import fit
 
 __version__ = "0.1.0"
 

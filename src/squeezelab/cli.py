@@ -286,7 +286,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from squeezelab.train import evaluate
+    from squeezelab.inference import evaluate
 
     out = args.out
     if out is None:
@@ -330,7 +330,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from squeezelab.train import predict
+    from squeezelab.inference import predict
 
     results = predict(
         args.checkpoint,
@@ -366,7 +366,7 @@ def parse_size(text: str) -> tuple[int, ...]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from squeezelab.export import SUFFIXES, export
-    from squeezelab.train.evaluate import open_checkpoint
+    from squeezelab.inference import open_checkpoint
 
     if args.int8 and args.format != "onnx":
         raise SqueezelabError(f"--int8 writes ONNX (QDQ, run by onnxruntime) only; drop --format {args.format}")
@@ -389,7 +389,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from squeezelab.report.compare import PRESETS, CompareConfig, run_comparison
+    from squeezelab.experiments.compare import PRESETS, CompareConfig, run_comparison
 
     options = {}
     if args.preset:
@@ -435,7 +435,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from squeezelab.report.demo import run_demo
+    from squeezelab.experiments.demo import run_demo
 
     run_demo(
         Path(args.out_dir) / args.name,

@@ -164,7 +164,7 @@ def test_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr("squeezelab.train.checkpoint.os.replace", fail)
+    monkeypatch.setattr("squeezelab.io.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_sqz(path, example_model())
     assert path.read_bytes() == before

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from squeezelab import create_model
+from squeezelab.checkpoint import load_checkpoint
 from squeezelab.cli import main
 from squeezelab.compress.container import read_sqz
 from squeezelab.compress.load import load_sqz
@@ -14,7 +15,6 @@ from squeezelab.compress.run import compress_run, decompress, fresh_meta
 from squeezelab.compress.share import shared_layers
 from squeezelab.errors import SqueezelabError
 from squeezelab.train import fit, load_model
-from squeezelab.train.checkpoint import load_checkpoint
 from squeezelab.train.trainer import Trainer
 
 

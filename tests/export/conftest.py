@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from squeezelab.checkpoint import save_checkpoint
 from squeezelab.models import create_model
-from squeezelab.train.checkpoint import save_checkpoint
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from squeezelab.train.checkpoint import load_checkpoint
+from squeezelab.checkpoint import load_checkpoint
 from squeezelab.train.distributed import ProcessGroup
 
 TRAIN = [

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from squeezelab.train.evaluate import open_checkpoint
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
 from squeezelab.train import TrainConfig, fit
-from squeezelab.train.evaluate import open_checkpoint
 from squeezelab.train.trainer import Trainer, as_splits
 
 OPTIONS = dict(batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", verbose=0)

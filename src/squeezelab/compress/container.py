@@ -81,7 +81,7 @@ from squeezelab.compress.entropy import (
 )
 from squeezelab.compress.sparse import MAX_GAP_BITS, check_gap_bits, sparse_decode, sparse_encode
 from squeezelab.errors import SqueezelabError
-from squeezelab.train.checkpoint import atomic_write, json_default
+from squeezelab.io import atomic_write, json_default
 
 MAGIC = b"SQZ\x00"
 VERSION = 1

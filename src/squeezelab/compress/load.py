@@ -7,10 +7,10 @@ import os
 import torch
 from torch import nn
 
+from squeezelab.checkpoint import load_weights
 from squeezelab.compress.container import decode_state_dict, read_sqz
 from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
-from squeezelab.train.checkpoint import load_weights
 
 
 def load_sqz(path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -30,8 +30,8 @@ from squeezelab.compress.share import check_bits, share_weights, shared_layers
 from squeezelab.compress.sparse import check_gap_bits
 from squeezelab.data import DataSplits
 from squeezelab.errors import SqueezelabError
+from squeezelab.io import atomic_write, json_default
 from squeezelab.models.fold import fold_batch_norm, foldable
-from squeezelab.train.checkpoint import atomic_write, json_default
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.trainer import Trainer, evaluate_split
 

@@ -26,13 +26,11 @@ from squeezelab.compress.int8 import (
 from squeezelab.compress.pipeline import CompressConfig, Compressed, compress
 from squeezelab.data import BatchTransform, DataSplits, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
-from squeezelab.models import create_model, model_info
+from squeezelab.inference import open_checkpoint
+from squeezelab.io import atomic_write, json_default
+from squeezelab.models import create_model, for_inference, model_info
 from squeezelab.report.text import format_table
-from squeezelab.train.checkpoint import atomic_write, json_default
-from squeezelab.train.config import TrainConfig
-from squeezelab.train.evaluate import for_inference, open_checkpoint
-from squeezelab.train.tasks import task_for
-from squeezelab.train.trainer import evaluate_split
+from squeezelab.train import TrainConfig, evaluate_split, task_for
 
 
 def fresh_meta(model: nn.Module, name: str) -> dict:
@@ -227,8 +225,8 @@ def print_summary(result: Compressed, summary: dict) -> None:
 
 def decompress(path: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Decode ``path`` (.sqz) into ``output`` (.safetensors) plus its JSON sidecar: an ordinary checkpoint."""
+    from squeezelab.checkpoint import save_checkpoint
     from squeezelab.compress.load import load_sqz
-    from squeezelab.train.checkpoint import save_checkpoint
 
     output = Path(output)
     if output.suffix != ".safetensors":

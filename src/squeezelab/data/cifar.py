@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from squeezelab.data.dataset import DataError, ImageDataset
+from squeezelab.data.dataset import ImageDataset
 from squeezelab.data.download import download as fetch
+from squeezelab.errors import DataError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FOLDER = "cifar-10-batches-py"

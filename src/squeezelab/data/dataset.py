@@ -1,4 +1,4 @@
-"""Datasets as whole uint8 tensors in memory, and ``load_dataset``, which reads one from a spec string.
+"""Datasets as whole uint8 tensors in memory: the type every loader returns, splits and resizing.
 
 Every dataset this project trains on fits in memory (CIFAR-10 is 150 MB as uint8), so a dataset is one
 ``(N, C, H, W)`` uint8 tensor and one int64 label tensor: batches are index operations, augmentation runs on
@@ -8,19 +8,11 @@ whole batches (see ``transforms``) and no DataLoader worker ever decodes a file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from squeezelab.errors import SqueezelabError
-
-SPEC_FORMS = "digits, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR or folder:FILE.tar"
-
-
-class DataError(SqueezelabError):
-    """A dataset that is missing, malformed or asked for in a form we do not know."""
+from squeezelab.errors import DataError, InputShapeError
 
 
 @dataclass(eq=False)  # compared by identity: field-wise == on tensors has no single truth value
@@ -32,11 +24,13 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise InputShapeError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         self.images = self.images.contiguous()
         if self.labels is not None:
             if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
-                raise ValueError(
+                raise InputShapeError(
                     f"labels must be int64 ({len(self.images)},), got {self.labels.dtype} {tuple(self.labels.shape)}"
                 )
 
@@ -162,63 +156,8 @@ def to_channels(images: torch.Tensor, grayscale: bool | None) -> torch.Tensor:
     return luma.unsqueeze(1).to(torch.uint8)
 
 
-def _load_digits() -> ImageDataset:
-    from sklearn.datasets import load_digits  # here: scikit-learn takes a second to import, and only digits needs it
-
-    digits = load_digits()
-    pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255
-    images = torch.from_numpy(pixels).unsqueeze(1)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
-    return ImageDataset(images, labels, [str(d) for d in range(10)], "digits")
-
-
-def _reshape(ds: ImageDataset, image_size: int | None, grayscale: bool | None) -> ImageDataset:
+def reshape(ds: ImageDataset, image_size: int | None, grayscale: bool | None) -> ImageDataset:
     images = to_channels(ds.images, grayscale)
     if image_size is not None:
         images = resize_batch(images, image_size)
     return ImageDataset(images, ds.labels, ds.classes, ds.name)
-
-
-def load_dataset(
-    spec: str,
-    *,
-    download: bool = False,
-    image_size: int | None = None,
-    grayscale: bool | None = None,
-    on_bad_image: str = "error",
-    cache: bool = True,
-    progress: bool = True,
-) -> DataSplits:
-    """Load a dataset from a spec: ``digits``, ``mnist:DIR``, ``fashion-mnist:DIR``, ``cifar10:DIR``,
-    ``folder:DIR`` or ``folder:FILE.tar``.
-
-    ``image_size`` makes every image square at that size (shorter side scaled, then centre-cropped);
-    ``grayscale`` forces 1 (True) or 3 (False) channels. ``download`` fetches missing MNIST, Fashion-MNIST or
-    CIFAR-10 files. ``on_bad_image`` ("error" or "skip") and ``cache`` apply to folders and tars, which are
-    decoded once and then read from a safetensors cache.
-    """
-    # Imported here: the readers import DataError and ImageDataset from this module.
-    from squeezelab.data import cifar, folder, idx
-
-    if image_size is not None and image_size < 1:
-        raise DataError(f"the image size must be a positive whole number, got {image_size!r}")
-    if on_bad_image not in ("error", "skip"):
-        raise DataError(f"on_bad_image must be 'error' or 'skip', got {on_bad_image!r}")
-    scheme, colon, arg = spec.partition(":")
-    path = Path(arg).expanduser()
-    if scheme == "digits" and not colon:
-        train, test = _load_digits(), None
-    elif scheme in idx.CLASSES and arg:
-        train, test = idx.load_idx(scheme, path, download=download, progress=progress)
-    elif scheme == "cifar10" and arg:
-        train, test = cifar.load_cifar10(path, download=download, progress=progress)
-    elif scheme == "folder" and arg:
-        train, test = folder.load_folder(
-            path, image_size=image_size, grayscale=grayscale, on_bad_image=on_bad_image, cache=cache, progress=progress
-        )
-    else:
-        raise DataError(f"unknown dataset {spec!r}; use one of: {SPEC_FORMS}")
-    if scheme != "folder":  # folders are resized and converted while they are decoded
-        train = _reshape(train, image_size, grayscale)
-        test = None if test is None else _reshape(test, image_size, grayscale)
-    return DataSplits.from_train(train, test, spec)

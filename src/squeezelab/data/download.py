@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from squeezelab.data.dataset import DataError
+from squeezelab.errors import DataError
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"

@@ -32,7 +32,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from squeezelab.data.dataset import DataError, ImageDataset
+from squeezelab.data.dataset import ImageDataset
+from squeezelab.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 # Modes whose pixels carry no colour: a folder of only these is loaded with one channel.

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from squeezelab.data.dataset import DataError, ImageDataset
+from squeezelab.data.dataset import ImageDataset
 from squeezelab.data.download import download as fetch
+from squeezelab.errors import DataError
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from squeezelab.errors import ConfigError
+
 PaddingMode = Literal["zeros", "reflect"]
 
 
@@ -23,7 +25,7 @@ def normalize(images_uint8: Tensor, mean: Sequence[float], std: Sequence[float])
         raise TypeError(f"normalize takes uint8 images, got {images_uint8.dtype}")
     channels = images_uint8.shape[-3]
     if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"{channels}-channel images need {channels} means and stds, got {len(mean)} and {len(std)}")
+        raise ConfigError(f"{channels}-channel images need {channels} means and stds, got {len(mean)} and {len(std)}")
     shape = (channels, 1, 1)
     mean_t = torch.tensor(mean, dtype=torch.float32, device=images_uint8.device).view(shape)
     std_t = torch.tensor(std, dtype=torch.float32, device=images_uint8.device).view(shape)
@@ -44,14 +46,14 @@ def random_crop(
     and Page's ResNet), so the crops hold no artificial black edges that evaluation images never show.
     """
     if padding < 0:
-        raise ValueError(f"padding must be at least 0, got {padding}")
+        raise ConfigError(f"padding must be at least 0, got {padding}")
     if mode not in ("zeros", "reflect"):
-        raise ValueError(f"padding mode must be 'zeros' or 'reflect', got {mode!r}")
+        raise ConfigError(f"padding mode must be 'zeros' or 'reflect', got {mode!r}")
     if padding == 0:
         return batch
     n, _, height, width = batch.shape
     if mode == "reflect" and padding >= min(height, width):
-        raise ValueError(f"reflect padding must be smaller than the image, got {padding} for {height}x{width}")
+        raise ConfigError(f"reflect padding must be smaller than the image, got {padding} for {height}x{width}")
     pad = (padding, padding, padding, padding)
     padded = F.pad(batch, pad, mode="reflect") if mode == "reflect" else F.pad(batch, pad)
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=_draw_device(batch, generator))
@@ -65,7 +67,7 @@ def random_crop(
 def random_flip(batch: Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> Tensor:
     """Mirror (left-right) each image with probability ``p``."""
     if not 0 <= p <= 1:
-        raise ValueError(f"p must be between 0 and 1, got {p}")
+        raise ConfigError(f"p must be between 0 and 1, got {p}")
     chosen = torch.rand(batch.shape[0], generator=generator, device=_draw_device(batch, generator)) < p
     return flip_where(batch, chosen)
 
@@ -81,13 +83,13 @@ def random_cutout(
     paper, which cuts normalised images.
     """
     if size < 0:
-        raise ValueError(f"cutout size must be at least 0, got {size}")
+        raise ConfigError(f"cutout size must be at least 0, got {size}")
     if size == 0:
         return batch
     n, channels, height, width = batch.shape
     fill = (0,) * channels if fill is None else tuple(fill)
     if len(fill) != channels:
-        raise ValueError(f"{channels}-channel images need {channels} fill values, got {len(fill)}")
+        raise ConfigError(f"{channels}-channel images need {channels} fill values, got {len(fill)}")
     draw = _draw_device(batch, generator)
     centre_y = torch.randint(0, height, (n,), generator=generator, device=draw).to(batch.device)
     centre_x = torch.randint(0, width, (n,), generator=generator, device=draw).to(batch.device)

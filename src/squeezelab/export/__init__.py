@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from squeezelab.checkpoint import Checkpoint
 from squeezelab.data import BatchTransform
 from squeezelab.errors import InputShapeError, SqueezelabError
 from squeezelab.export import int8 as int8_export
@@ -40,9 +41,9 @@ from squeezelab.export.runtime import (
     open_exported,
 )
 from squeezelab.export.verify import Verification, VerificationError, verify_fp32, verify_int8
+from squeezelab.inference import open_checkpoint
+from squeezelab.io import atomic_write
 from squeezelab.models import Autoencoder, model_info
-from squeezelab.train.checkpoint import atomic_write
-from squeezelab.train.evaluate import Checkpoint, open_checkpoint
 
 FORMATS = tuple(SUFFIXES)
 _SERIALIZERS = {"onnx": onnx.serialize, "torchscript": torchscript.serialize}

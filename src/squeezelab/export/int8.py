@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from squeezelab.checkpoint import Checkpoint
 from squeezelab.compress.int8 import CALIBRATION_BATCH_SIZE, CALIBRATION_BATCHES, calibration_batches
 from squeezelab.data import BatchTransform, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.export.onnx import META_KEY, _require
-from squeezelab.train.evaluate import Checkpoint
 
 VERIFY_IMAGES = 2000  # at most; 0.05% steps of agreement, and seconds rather than minutes at 224x224
 _FALLBACK_HOLDOUT = 0.1  # held out for the check where a checkpoint records no validation split

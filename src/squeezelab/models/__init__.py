@@ -4,7 +4,7 @@ from squeezelab.models import alexnet, autoencoders, contractive, squeezenet  # 
 from squeezelab.models.autoencoders import Autoencoder
 from squeezelab.models.contractive import jacobian_penalty
 from squeezelab.models.fire import Fire
-from squeezelab.models.fold import fold_batch_norm
+from squeezelab.models.fold import fold_batch_norm, for_inference
 from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from squeezelab.models.squeezenet import load_torchvision_weights
 
@@ -14,6 +14,7 @@ __all__ = [
     "ModelInfo",
     "create_model",
     "fold_batch_norm",
+    "for_inference",
     "jacobian_penalty",
     "list_models",
     "load_torchvision_weights",

@@ -1,1 +1,1 @@
-"""Presenting results: text tables now; Markdown and HTML reports build on the same helpers."""
+"""Presenting results: text tables, Markdown and HTML reports and plots, from result dictionaries; it runs nothing."""

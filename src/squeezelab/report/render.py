@@ -14,9 +14,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from squeezelab.report.claims import FAILS, HOLDS
+from squeezelab.io import atomic_write
 from squeezelab.report.text import human_bytes, human_count
-from squeezelab.train.checkpoint import atomic_write
 
 DASH = "–"  # an en dash: a value that was not measured
 
@@ -34,6 +33,8 @@ _FORMATS: dict[str, Callable[[float], str]] = {
 _SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
 
 # CSS classes of a verdict's badge; any other verdict (not measurable here) keeps the plain badge's grey.
+# The verdicts a claim can get, as the report shows them.
+HOLDS, FAILS, UNMEASURABLE = "holds", "does not hold", "not measurable here"
 _BADGE_CLASSES = {HOLDS: "badge holds", FAILS: "badge fails"}
 
 

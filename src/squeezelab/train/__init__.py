@@ -1,17 +1,26 @@
-"""Training and using models: ``fit``, presets, checkpoints, ``evaluate``, ``predict``, ``load_model``."""
+"""Training: ``fit``, the ``Trainer`` it runs, the typed ``TrainConfig`` and its presets, the tasks.
 
+Higher layers (inference, compress, experiments) import what they need from here, not from the modules.
+"""
+
+from squeezelab.errors import TrainingDiverged
 from squeezelab.train.config import PRESETS, TrainConfig, preset
-from squeezelab.train.evaluate import evaluate, load_model, predict
-from squeezelab.train.trainer import History, TrainingDiverged, fit
+from squeezelab.train.tasks import Classification, Distillation, Reconstruction, task_for
+from squeezelab.train.trainer import History, Trainer, create_model_for, evaluate_split, fit, resolve_device
 
 __all__ = [
     "PRESETS",
+    "Classification",
+    "Distillation",
     "History",
+    "Reconstruction",
     "TrainConfig",
+    "Trainer",
     "TrainingDiverged",
-    "evaluate",
+    "create_model_for",
+    "evaluate_split",
     "fit",
-    "load_model",
-    "predict",
     "preset",
+    "resolve_device",
+    "task_for",
 ]

@@ -22,28 +22,25 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
-from squeezelab.data.transforms import alternating_flips, flip_where
-from squeezelab.errors import SqueezelabError
-from squeezelab.models import create_model, model_info
-from squeezelab.models.fold import fold_batch_norm, foldable
-from squeezelab.train.checkpoint import (
-    atomic_write,
+from squeezelab.checkpoint import (
     load_average,
     load_checkpoint,
     load_optimizer_state,
     load_weights,
+    open_checkpoint,
     save_checkpoint,
 )
+from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
+from squeezelab.data.transforms import alternating_flips, flip_where
+from squeezelab.errors import SqueezelabError, TrainingDiverged
+from squeezelab.io import atomic_write
+from squeezelab.models import create_model, model_info
+from squeezelab.models.fold import fold_batch_norm, foldable, for_inference
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.distributed import ProcessGroup, init_distributed, local_rank
 from squeezelab.train.host_memory import keep_freed_host_memory
 from squeezelab.train.lookahead import Lookahead
 from squeezelab.train.tasks import Classification, Distillation, Reconstruction, task_for
-
-
-class TrainingDiverged(SqueezelabError):
-    exit_code = 1
 
 
 @dataclass
@@ -413,10 +410,8 @@ class Trainer:
 
     def open_checkpoint(self, role: str, path: str):
         """A checkpoint this run builds on, on its device; its errors name the option that asked for it."""
-        from squeezelab.train.evaluate import open_checkpoint  # evaluate builds on this module
-
         try:
-            return open_checkpoint(path, str(self.device))
+            return open_checkpoint(path, self.device)
         except SqueezelabError as exc:
             raise SqueezelabError(f"{role}: {exc}") from None
 
@@ -434,8 +429,6 @@ class Trainer:
 
     def load_teacher(self, path: str) -> nn.Module:
         """A trained classifier of the same classes, input and normalisation, ready for inference on the batches."""
-        from squeezelab.train.evaluate import for_inference  # evaluate builds on this module
-
         ckpt = self.open_checkpoint("teacher", path)
         where = f"teacher {ckpt.path}"
         if ckpt.meta.get("task") != "classification":

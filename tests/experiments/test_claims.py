@@ -1,6 +1,6 @@
 import pytest
 
-from squeezelab.report.claims import FAILS, HOLDS, UNMEASURABLE, judge
+from squeezelab.experiments.claims import FAILS, HOLDS, UNMEASURABLE, judge
 
 
 def ae(params, file_bytes, macs, latency, mse, contraction=1.0, noisy=(0.02, 0.05)):

@@ -1,4 +1,4 @@
-"""Checkpoints: safetensors weights plus a JSON sidecar, each written atomically.
+"""Run checkpoints: safetensors weights plus a JSON sidecar, each written atomically.
 
 ``NAME.safetensors`` holds the model's state dict under its own keys (loadable by any safetensors reader),
 ``NAME.json`` says how to rebuild and use the model (registry name and kwargs, data normalisation, classes)
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,23 +20,13 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from squeezelab.errors import SqueezelabError
+from squeezelab.data.transforms import BatchTransform
+from squeezelab.errors import FileFormatError
+from squeezelab.io import atomic_write, json_default
+from squeezelab.models import create_model
 
 FORMAT = "squeezelab-checkpoint"
 VERSION = 1
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -86,14 +76,6 @@ def save_checkpoint(
     return weights
 
 
-def json_default(value):
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A run directory (its best checkpoint), a ``.safetensors`` file or its ``.json`` sidecar -> the weights."""
     path = Path(path)
@@ -101,11 +83,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         for name in ("best", "last"):
             if (path / f"{name}.safetensors").exists():
                 return path / f"{name}.safetensors"
-        raise SqueezelabError(f"{path} holds no checkpoint (best.safetensors or last.safetensors)")
+        raise FileFormatError(f"{path} holds no checkpoint (best.safetensors or last.safetensors)")
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     if not path.exists():
-        raise SqueezelabError(f"checkpoint not found: {path}")
+        raise FileFormatError(f"checkpoint not found: {path}")
     return path
 
 
@@ -114,7 +96,7 @@ def _read_stamp(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise SqueezelabError(f"cannot read {path} as a safetensors checkpoint: {exc}") from None
+        raise FileFormatError(f"cannot read {path} as a safetensors checkpoint: {exc}") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -122,16 +104,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     weights = resolve_checkpoint(path)
     sidecar = weights.with_suffix(".json")
     if not sidecar.exists():
-        raise SqueezelabError(f"{weights} has no sidecar {sidecar.name}: cannot tell which model it holds")
+        raise FileFormatError(f"{weights} has no sidecar {sidecar.name}: cannot tell which model it holds")
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SqueezelabError(f"{sidecar} is not valid JSON: {exc}") from None
+        raise FileFormatError(f"{sidecar} is not valid JSON: {exc}") from None
     if meta.get("format") != FORMAT:
-        raise SqueezelabError(f"{sidecar} is not a squeezelab checkpoint sidecar")
+        raise FileFormatError(f"{sidecar} is not a squeezelab checkpoint sidecar")
     stamp = _read_stamp(weights)
     if stamp.get("epoch") != str(meta.get("epoch", 0)):
-        raise SqueezelabError(f"{weights} and {sidecar.name} are from different epochs (a torn write?)")
+        raise FileFormatError(f"{weights} and {sidecar.name} are from different epochs (a torn write?)")
     state = load_safetensors(weights.read_bytes())
     return state, meta
 
@@ -139,9 +121,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 def load_optimizer_state(stem: Path, optimizer: torch.optim.Optimizer, meta: dict) -> None:
     path = Path(stem).with_suffix(".optim.safetensors")
     if not path.exists() or "optimizer" not in meta:
-        raise SqueezelabError(f"{path} is missing: this checkpoint cannot be resumed")
+        raise FileFormatError(f"{path} is missing: this checkpoint cannot be resumed")
     if _read_stamp(path).get("epoch") != str(meta.get("epoch", 0)):
-        raise SqueezelabError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
+        raise FileFormatError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
     tensors = load_safetensors(path.read_bytes())
     state: dict[int, dict] = {}
     for key, value in [*tensors.items(), *meta["optimizer"]["scalars"].items()]:
@@ -155,9 +137,9 @@ def load_average(stem: Path, average: nn.Module, meta: dict) -> None:
     """Restore the running average that ``save_checkpoint`` wrote beside ``stem``."""
     path = Path(stem).with_suffix(".average.safetensors")
     if not path.exists() or not meta.get("average"):
-        raise SqueezelabError(f"{path} is missing: the weight average of this run cannot be resumed")
+        raise FileFormatError(f"{path} is missing: the weight average of this run cannot be resumed")
     if _read_stamp(path).get("epoch") != str(meta.get("epoch", 0)):
-        raise SqueezelabError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
+        raise FileFormatError(f"{path} is from another epoch than {Path(stem).name}.json (a torn write?)")
     load_weights(average, load_safetensors(path.read_bytes()), str(path))
 
 
@@ -166,15 +148,49 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     own = model.state_dict()
     for key, expected in own.items():  # in model order, so the message names the first layer that differs
         if key in state and state[key].shape != expected.shape:
-            raise SqueezelabError(
+            raise FileFormatError(
                 f"checkpoint {source} does not match the model: {key} has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(expected.shape)}"
             )
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise SqueezelabError(
+        raise FileFormatError(
             f"checkpoint {source} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     model.load_state_dict(state)
     return model
+
+
+@dataclass
+class Checkpoint:
+    """A model rebuilt from a checkpoint, with what it needs to be used: normalisation, classes, input."""
+
+    model: nn.Module
+    meta: dict
+    path: Path
+
+    @property
+    def transform(self) -> BatchTransform:
+        return BatchTransform(tuple(self.meta["data"]["mean"]), tuple(self.meta["data"]["std"]))
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["data"]["classes"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.meta["data"]["input_shape"])
+
+
+def open_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """The registry model of a run directory (its best checkpoint) or a ``.safetensors`` checkpoint, in eval mode."""
+    weights = resolve_checkpoint(path)
+    state, meta = load_checkpoint(weights)
+    spec = meta.get("model")
+    if not spec:
+        raise FileFormatError(f"{weights} was saved from a model outside the registry; load its weights yourself")
+    model = create_model(spec["name"], **spec["kwargs"])
+    load_weights(model, state, str(weights))
+    model.to(device).eval()
+    return Checkpoint(model, meta, weights)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-HOLDS, FAILS, UNMEASURABLE = "holds", "does not hold", "not measurable here"
+from squeezelab.report.render import FAILS, HOLDS, UNMEASURABLE
 
 # "About as well": within this fraction of the traditional model's test error.
 RECONSTRUCTION_TOLERANCE = 0.10

@@ -15,11 +15,11 @@ import torch
 
 from squeezelab.data import load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
+from squeezelab.io import atomic_write
 from squeezelab.profile import count_macs, count_parameters, file_bytes
 from squeezelab.report.plots import plot_bars, plot_reconstructions
 from squeezelab.report.text import format_table, human_bytes, human_count
 from squeezelab.train import TrainConfig, fit
-from squeezelab.train.checkpoint import atomic_write
 from squeezelab.train.trainer import create_model_for
 
 DATA = "digits"

@@ -17,14 +17,15 @@ from typing import Literal
 
 import torch
 
+from squeezelab.checkpoint import load_checkpoint, load_weights
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
+from squeezelab.experiments.claims import judge
+from squeezelab.io import atomic_write, json_default
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, ssim
 from squeezelab.models import jacobian_penalty
 from squeezelab.profile import file_bytes, profile_model
-from squeezelab.report.claims import judge
 from squeezelab.train import TrainConfig, fit
-from squeezelab.train.checkpoint import atomic_write, json_default, load_checkpoint, load_weights
 from squeezelab.train.tasks import Classification, Reconstruction
 from squeezelab.train.trainer import create_model_for, evaluate_split, resolve_device
 

@@ -1,81 +1,39 @@
-"""Using a trained model: ``load_model``, ``evaluate`` on a dataset split, ``predict`` on image files."""
+"""Using a trained model: ``load_model``, ``evaluate`` on a dataset split, ``predict`` on image files.
+
+The one place that dispatches on a model file's format: a run directory or ``.safetensors`` checkpoint, a
+compressed ``.sqz`` file, or (for ``predict``) an exported ``.onnx`` or TorchScript ``.pt`` file.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from squeezelab import checkpoint
+from squeezelab.checkpoint import Checkpoint
+from squeezelab.compress.load import load_sqz
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.data.folder import IMAGE_EXTENSIONS, read_image_files
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import FileFormatError, SqueezelabError
+from squeezelab.io import atomic_write
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
-from squeezelab.models import create_model
-from squeezelab.models.fold import fold_batch_norm, foldable
-from squeezelab.train.checkpoint import atomic_write, load_checkpoint, load_weights, resolve_checkpoint
-from squeezelab.train.tasks import Classification, Reconstruction, task_for
-from squeezelab.train.trainer import evaluate_split, resolve_device
-
-
-@dataclass
-class Checkpoint:
-    """A model rebuilt from a checkpoint, with what it needs to be used: normalisation, classes, input."""
-
-    model: nn.Module
-    meta: dict
-    path: Path
-
-    @property
-    def transform(self) -> BatchTransform:
-        return BatchTransform(tuple(self.meta["data"]["mean"]), tuple(self.meta["data"]["std"]))
-
-    @property
-    def classes(self) -> list[str]:
-        return self.meta["data"]["classes"]
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.meta["data"]["input_shape"])
+from squeezelab.models import for_inference
+from squeezelab.report.plots import plot_confusion, plot_reconstructions
+from squeezelab.train import Classification, Reconstruction, evaluate_split, resolve_device, task_for
 
 
 def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     """A run directory (its best checkpoint), a ``.safetensors`` checkpoint or a compressed ``.sqz`` file."""
     if Path(path).suffix == ".sqz":
-        from squeezelab.compress.load import load_sqz  # compress sits above train: imported on demand
-
         if not Path(path).is_file():
-            raise SqueezelabError(f"compressed model not found: {path}")
+            raise FileFormatError(f"compressed model not found: {path}")
         model, meta = load_sqz(path)
         return Checkpoint(model.to(resolve_device(device)), meta, Path(path))
-    weights = resolve_checkpoint(path)
-    state, meta = load_checkpoint(weights)
-    spec = meta.get("model")
-    if not spec:
-        raise SqueezelabError(f"{weights} was saved from a model outside the registry; load its weights yourself")
-    model = create_model(spec["name"], **spec["kwargs"])
-    load_weights(model, state, str(weights))
-    model.to(resolve_device(device)).eval()
-    return Checkpoint(model, meta, weights)
-
-
-def for_inference(model: nn.Module) -> nn.Module:
-    """``model`` for eval-mode inference: batch norm folded into its convolutions, channels-last on the CPU.
-
-    oneDNN's CPU convolutions run NHWC natively: in eval mode that made squeezenet1_1 1.8x faster at
-    224x224 (batch 1) and 2.2x at 32x32 (batch 256), squeeze_ae 1.8x and alexnet 1.1-1.3x (BENCHMARKS.md).
-    The first convolution converts the NCHW input. Models without convolutions are unchanged (2-D weights
-    have no such format, and dense_ae measured the same either way), as are CUDA models: not measured.
-    A model built with ``batch_norm=True`` comes back as a new, BN-free model that computes the same.
-    """
-    if foldable(model) and not model.training:
-        model = fold_batch_norm(model)
-    if all(p.device.type == "cpu" for p in model.parameters()):
-        model.to(memory_format=torch.channels_last)
-    return model
+    return checkpoint.open_checkpoint(path, resolve_device(device))
 
 
 def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
@@ -159,8 +117,6 @@ def evaluate(
         result["per_class_accuracy"] = dict(zip(ckpt.classes, per_class_accuracy(confusion).tolist(), strict=True))
         result["confusion_matrix"] = confusion.tolist()
         if out is not None:
-            from squeezelab.report.plots import plot_confusion
-
             result["confusion_png"] = str(
                 plot_confusion(
                     confusion,
@@ -173,8 +129,6 @@ def evaluate(
         target = dataset.images.float() / 255
         result["ssim"] = ssim(outputs.clamp(0, 1), target).mean().item()
         if out is not None:
-            from squeezelab.report.plots import plot_reconstructions
-
             name = ckpt.meta["model"]["name"]
             result["reconstructions_png"] = str(
                 plot_reconstructions(
@@ -234,7 +188,10 @@ def predict(
     ``checkpoint`` is a run directory, a checkpoint, or a file written by ``export``: ``.onnx`` (run with
     onnxruntime) or TorchScript ``.pt``, which run on the CPU. ``images`` are files or folders of them.
     """
-    from squeezelab.export import format_of, open_exported  # not at the top: squeezelab.export imports this module
+    from squeezelab.export.runtime import (  # not at the top: squeezelab.export builds on this module
+        format_of,
+        open_exported,
+    )
 
     if batch_size < 1:
         raise SqueezelabError(f"the batch size must be at least 1, got {batch_size}")

@@ -3,15 +3,10 @@ import json
 import pytest
 import torch
 
+from squeezelab.checkpoint import load_checkpoint, load_optimizer_state, load_weights, save_checkpoint
 from squeezelab.errors import SqueezelabError
+from squeezelab.io import atomic_write
 from squeezelab.models import create_model
-from squeezelab.train.checkpoint import (
-    atomic_write,
-    load_checkpoint,
-    load_optimizer_state,
-    load_weights,
-    save_checkpoint,
-)
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -6,8 +6,8 @@ import torch
 from squeezelab.cli import main
 from squeezelab.data import DataSplits, load_dataset
 from squeezelab.errors import SqueezelabError
-from squeezelab.report import compare
-from squeezelab.report.compare import CompareConfig, Contender, run_comparison
+from squeezelab.experiments import compare
+from squeezelab.experiments.compare import CompareConfig, Contender, run_comparison
 from squeezelab.train import TrainingDiverged
 
 

@@ -1,0 +1,1 @@
+"""Experiments: train several models, measure them alike, judge the claims, and hand the results to ``report``."""
