@@ -10,6 +10,7 @@ import torch
 from squeezelab.cli import main
 from squeezelab.errors import SqueezelabError
 from squeezelab.export import VerificationError, export, open_exported
+from squeezelab.export.int8 import weight_bits
 from squeezelab.models import create_model
 from squeezelab.train import fit
 
@@ -137,3 +138,17 @@ def test_cli_user_errors_exit_2_with_one_line(classifier_run, args, message, cap
     assert main(["export", str(classifier_run), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "machine, flags, bits",
+    [
+        ("x86_64", "flags : fpu sse2 avx2 avx512f avx512_vnni", 8),
+        ("x86_64", "flags : fpu sse2 avx2 avx_vnni", 8),
+        ("x86_64", "flags : fpu sse2 avx2 avx512f", 7),
+        ("aarch64", "Features : fp asimd", 8),
+    ],
+)
+def test_weights_use_7_bits_on_x86_cpus_without_vnni(machine, flags, bits, monkeypatch):
+    monkeypatch.setattr("squeezelab.export.int8.platform.machine", lambda: machine)
+    assert weight_bits(flags) == bits

@@ -222,6 +222,7 @@ def export(
         info["quantization"] = {
             "by": "onnxruntime quantize_static, QDQ",
             "weights": "int8, per channel",
+            "weight_bits": int8_export.weight_bits(),
             "activations": "uint8, per tensor, MinMax",
             "calibration_images": images.calibration_images,
         }

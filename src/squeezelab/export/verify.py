@@ -9,19 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from squeezelab.data import BatchTransform
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import VerificationError
 
 # fp32 outputs (logits or reconstructions) may differ by float rounding only: kernels sum in another order.
 FP32_MAX_ABS_DIFF = 1e-4
 # int8 outputs differ by design; what must hold is the answer: the class, or a reconstruction about as close.
 INT8_MIN_AGREEMENT = 0.99
 INT8_MAX_MSE_RATIO = 1.10
-
-
-class VerificationError(SqueezelabError):
-    """The exported file computes something else than the model: exit 1, not 2, as it is not a usage mistake."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
