@@ -209,7 +209,7 @@ def main() -> None:
             optimizer.step()
             scheduler.step()
             step += 1
-            # airbench's own lookahead, not squeezelab.train.lookahead: the slow copy starts at the first fifth
+            # airbench's own lookahead, not squeezelab.train.optim's: the slow copy starts at the first fifth
             # step of epoch 4 and lives across epochs, and each epoch ends by resetting the weights to it.
             if epoch >= LOOKAHEAD_START_EPOCH and step % LOOKAHEAD_EVERY == 0:
                 state = [t for t in model.state_dict().values() if t.is_floating_point()]

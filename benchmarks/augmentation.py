@@ -59,7 +59,7 @@ def main() -> None:
         print(f"| {name} | {median_ms(fn, args.repeats):.2f} |")
 
     cfg = preset("fast-cifar10")
-    model = create_model(cfg.model, **cfg.model_kwargs).to(memory_format=torch.channels_last)
+    model = create_model(cfg.run.model, **cfg.run.model_kwargs).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     labels = torch.randint(0, 10, (args.batch,))
 

@@ -38,9 +38,8 @@ from squeezelab.cli import parse_model_args
 from squeezelab.data import load_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.report.plots import plot_histories
-from squeezelab.train import fit, preset
+from squeezelab.train import fit, preset, resolve_device
 from squeezelab.train.distributed import current_group, finish_distributed, init_distributed
-from squeezelab.train.trainer import resolve_device
 
 TARGETS = (0.90, 0.92)
 
@@ -48,7 +47,7 @@ TARGETS = (0.90, 0.92)
 def run(name: str, run_dir: Path, splits, resume: bool, **overrides) -> list[dict]:
     cfg = preset(name).updated(data=splits.spec, **overrides)
     start = time.perf_counter()
-    history = fit(cfg.model, splits, cfg, run_dir=run_dir, resume=resume, verbose=2)
+    history = fit(cfg.run.model, splits, cfg, run_dir=run_dir, resume=resume, verbose=2)
     total = time.perf_counter() - start
     wall = 0.0
     curve = []
@@ -126,7 +125,7 @@ def main() -> None:
             model_changes = parse_model_args(args.arg)
         except SqueezelabError as exc:
             parser.error(str(exc))
-        fast_overrides["model_kwargs"] = {**preset("fast-cifar10").model_kwargs, **model_changes}
+        fast_overrides["model_kwargs"] = {**preset("fast-cifar10").run.model_kwargs, **model_changes}
         for key, value in model_changes.items():
             fast_dir += f"-{key}" + "".join(ch for ch in str(value) if ch.isalnum() or ch in "._")
     recipes = {"fast-cifar10": (out_dir / fast_dir, fast_overrides)}

@@ -18,9 +18,9 @@ from dataclasses import replace
 import torch
 
 from squeezelab.data import load_dataset
-from squeezelab.train.evaluate import _split, for_inference, open_checkpoint
-from squeezelab.train.tasks import task_for
-from squeezelab.train.trainer import evaluate_split
+from squeezelab.inference import _split, open_checkpoint
+from squeezelab.models import for_inference
+from squeezelab.train import evaluate_split, task_for
 
 
 def main() -> None:

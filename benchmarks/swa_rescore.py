@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 
 from squeezelab.data import load_dataset
-from squeezelab.train import TrainConfig
-from squeezelab.train.trainer import Trainer, create_model_for
+from squeezelab.train import TrainConfig, Trainer, create_model_for
 
 
 def main() -> None:
@@ -27,7 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     cfg = TrainConfig.from_dict(json.loads((args.run / "config.json").read_text()))
     splits = load_dataset(args.data, progress=False)
-    trainer = Trainer(create_model_for(cfg.model, cfg.model_kwargs, splits.train), splits, cfg, args.run, verbose=0)
+    trainer = Trainer(
+        create_model_for(cfg.run.model, cfg.run.model_kwargs, splits.train), splits, cfg, args.run, verbose=0
+    )
     trainer.resume()
     if not trainer.averaged_epochs:
         parser.error(f"{args.run} holds no weight average")

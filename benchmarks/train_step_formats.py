@@ -23,7 +23,7 @@ from squeezelab.profile import count_macs
 from squeezelab.train import preset
 from squeezelab.train.host_memory import keep_freed_host_memory
 
-FAST = preset("fast-cifar10").model_kwargs
+FAST = preset("fast-cifar10").run.model_kwargs
 MODELS = {
     "squeezenet_cifar (paper-style, no BN)": {},
     "earlier fast-cifar10 model (BN, squeeze 1/4, eight modules)": {

@@ -25,26 +25,25 @@ from _common import machine, matmul_peak_gflops
 
 from squeezelab.data import DataSplits, ImageDataset, load_dataset, normalize
 from squeezelab.profile import count_macs
-from squeezelab.train import TrainConfig, fit, preset
+from squeezelab.train import TrainConfig, create_model_for, fit, preset
 from squeezelab.train.host_memory import keep_freed_host_memory
-from squeezelab.train.trainer import create_model_for
 
 
 def minimal_loop(model, data: ImageDataset, cfg: TrainConfig, mean, std, reconstruction: bool) -> float:
     """The loop a person would write by hand; returns training images/s of one epoch."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    if cfg.channels_last:
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+    if cfg.compute.channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
     start = time.perf_counter()
     order = torch.randperm(len(data))
-    for begin in range(0, len(data), cfg.batch_size):
-        index = order[begin : begin + cfg.batch_size]
+    for begin in range(0, len(data), cfg.optim.batch_size):
+        index = order[begin : begin + cfg.optim.batch_size]
         images = data.images[index]
         x = normalize(images, mean, std)
-        if cfg.channels_last:
+        if cfg.compute.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.compute.bf16):
             out = model(x).float()
         loss = F.mse_loss(out, images.float() / 255) if reconstruction else F.cross_entropy(out, data.labels[index])
         optimizer.zero_grad(set_to_none=True)
@@ -58,8 +57,8 @@ def compare(name: str, model_name: str, data: ImageDataset, cfg: TrainConfig, ro
     reconstruction = model_name.endswith("_ae")
     mean, std = ((0.0,) * data.channels, (1.0,) * data.channels) if reconstruction else (splits.mean, splits.std)
     torch.manual_seed(0)
-    hand_model = create_model_for(model_name, cfg.model_kwargs, data)
-    fit_model = create_model_for(model_name, cfg.model_kwargs, data)
+    hand_model = create_model_for(model_name, cfg.run.model_kwargs, data)
+    fit_model = create_model_for(model_name, cfg.run.model_kwargs, data)
     hand, fitted = [], []
     for _ in range(rounds):
         hand.append(minimal_loop(hand_model, data, cfg, mean, std, reconstruction))
@@ -72,7 +71,7 @@ def compare(name: str, model_name: str, data: ImageDataset, cfg: TrainConfig, ro
         "workload": name,
         "model": model_name,
         "images": len(data),
-        "batch_size": cfg.batch_size,
+        "batch_size": cfg.optim.batch_size,
         "loop_images_per_s": best_hand,
         "fit_images_per_s": best_fit,
         "ratio": best_fit / best_hand,
@@ -118,7 +117,7 @@ def main() -> None:
             TrainConfig(
                 batch_size=512,
                 lr=0.01,
-                model_kwargs=preset("fast-cifar10").model_kwargs,
+                model_kwargs=preset("fast-cifar10").run.model_kwargs,
                 bf16=True,
                 channels_last=True,
                 **one_epoch,

@@ -9,7 +9,16 @@ from squeezelab.inference import evaluate, load_model, predict
 from squeezelab.models import create_model, list_models
 from squeezelab.profile import profile_model
 from squeezelab.train import fit
+from squeezelab.version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["create_model", "evaluate", "fit", "list_models", "load_dataset", "load_model", "predict", "profile_model"]
+__all__ = [
+    "__version__",
+    "create_model",
+    "evaluate",
+    "fit",
+    "list_models",
+    "load_dataset",
+    "load_model",
+    "predict",
+    "profile_model",
+]

@@ -22,8 +22,9 @@ from torch import nn
 
 from squeezelab.data.transforms import BatchTransform
 from squeezelab.errors import FileFormatError
-from squeezelab.io import atomic_write, json_default
+from squeezelab.io import atomic_write_all, json_default
 from squeezelab.models import create_model
+from squeezelab.version import __version__
 
 FORMAT = "squeezelab-checkpoint"
 VERSION = 1
@@ -56,23 +57,25 @@ def save_checkpoint(
     """Write ``stem.safetensors`` and ``stem.json``, with an optimizer also ``stem.optim.safetensors``, and with
     the running average of stochastic weight averaging ``stem.average.safetensors``.
 
-    The sidecar is written last and every tensor file carries the epoch, so a torn write is detected on load.
+    The files are written as one set (``atomic_write_all``): a failure or kill while writing keeps the previous
+    set whole. The sidecar comes last and every tensor file carries the epoch, so a set cut between two
+    renames is detected on load rather than silently mixed.
     """
     stem = Path(stem)
     stamp = {"format": FORMAT, "epoch": str(meta.get("epoch", 0))}
-    meta = {"format": FORMAT, "version": VERSION, **meta}
+    meta = {"format": FORMAT, "version": VERSION, "squeezelab_version": __version__, **meta}
+    files = {}
     if optimizer is not None:
         tensors, rest = _optimizer_tensors(optimizer)
-        atomic_write(stem.with_suffix(".optim.safetensors"), save_safetensors(_cpu_tensors(tensors), stamp))
+        files[stem.with_suffix(".optim.safetensors")] = save_safetensors(_cpu_tensors(tensors), stamp)
         meta["optimizer"] = rest
     if average is not None:
-        atomic_write(
-            stem.with_suffix(".average.safetensors"), save_safetensors(_cpu_tensors(average.state_dict()), stamp)
-        )
+        files[stem.with_suffix(".average.safetensors")] = save_safetensors(_cpu_tensors(average.state_dict()), stamp)
         meta["average"] = True
     weights = stem.with_suffix(".safetensors")
-    atomic_write(weights, save_safetensors(_cpu_tensors(model.state_dict()), stamp))
-    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=2, default=json_default))
+    files[weights] = save_safetensors(_cpu_tensors(model.state_dict()), stamp)
+    files[stem.with_suffix(".json")] = json.dumps(meta, indent=2, default=json_default)
+    atomic_write_all(files)
     return weights
 
 
@@ -111,6 +114,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise FileFormatError(f"{sidecar} is not valid JSON: {exc}") from None
     if meta.get("format") != FORMAT:
         raise FileFormatError(f"{sidecar} is not a squeezelab checkpoint sidecar")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise FileFormatError(f"{sidecar} has no valid format version ({version!r}): it is not a squeezelab checkpoint")
+    if version > VERSION:
+        writer = meta.get("squeezelab_version", "a newer version")
+        raise FileFormatError(
+            f"{sidecar} is checkpoint format version {version}, written by squeezelab {writer}; squeezelab"
+            f" {__version__} reads up to version {VERSION}: upgrade squeezelab to load it"
+        )
     stamp = _read_stamp(weights)
     if stamp.get("epoch") != str(meta.get("epoch", 0)):
         raise FileFormatError(f"{weights} and {sidecar.name} are from different epochs (a torn write?)")
@@ -192,5 +204,49 @@ def open_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise FileFormatError(f"{weights} was saved from a model outside the registry; load its weights yourself")
     model = create_model(spec["name"], **spec["kwargs"])
     load_weights(model, state, str(weights))
+    check_data_meta(meta.get("data"), model, weights.with_suffix(".json"))
     model.to(device).eval()
     return Checkpoint(model, meta, weights)
+
+
+def check_data_meta(data: object, model: nn.Module, sidecar: Path) -> None:
+    """Refuse a sidecar whose input shape, normalisation or class names do not fit the model it describes."""
+    fix = "it does not belong to these weights; restore the run's own sidecar or retrain"
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{sidecar} has no data section (input shape, classes, normalisation); {fix}")
+    shape = data.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n > 0 for n in shape)):
+        raise FileFormatError(f"{sidecar} gives the input shape {shape!r}, not three positive sizes C, H, W; {fix}")
+    channels = getattr(model, "in_chans", shape[0])
+    if shape[0] != channels:
+        raise FileFormatError(f"{sidecar} gives {shape[0]}-channel inputs, the model takes {channels}; {fix}")
+    for key in ("mean", "std"):
+        values = data.get(key)
+        if not (
+            isinstance(values, list) and len(values) == channels and all(isinstance(v, (int, float)) for v in values)
+        ):
+            raise FileFormatError(f"{sidecar} gives the {key} {values!r}, not {channels} numbers; {fix}")
+    if not all(v > 0 for v in data["std"]):
+        raise FileFormatError(f"{sidecar} gives the std {data['std']}: every value must be positive; {fix}")
+    classes = data.get("classes")
+    outputs = getattr(model, "num_classes", None)
+    if not isinstance(classes, list) or (classes and outputs is not None and len(classes) != outputs):
+        raise FileFormatError(
+            f"{sidecar} names {len(classes) if isinstance(classes, list) else classes!r} classes, the model has"
+            f" {outputs} outputs; {fix}"
+        )
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The epochs a run directory's ``metrics.jsonl`` logs, one dict each, oldest first ([] if it has none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    epochs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                epochs.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise FileFormatError(f"{path}, line {number}, is not valid JSON: {exc}") from None
+    return epochs

@@ -5,8 +5,11 @@ the command line prints its message as one line, ``squeezelab: error: ...``, and
 ``exit_code``. Classes that are also ``ValueError`` keep ``except ValueError`` callers working.
 """
 
+import errno
+
 EXIT_FAILED = 1  # the input was fine, but the result failed its check (a diverged run, an unverified export)
 EXIT_USAGE = 2  # the input was wrong: the message names it and the fix
+EXIT_ENVIRONMENT = 3  # the input was fine, but the machine refused: a full disk, a read-only folder, no permission
 
 
 class SqueezelabError(Exception):
@@ -45,3 +48,28 @@ class TrainingDiverged(SqueezelabError):
     """The loss stopped being finite; the last good checkpoint is kept."""
 
     exit_code = EXIT_FAILED
+
+
+class StorageError(SqueezelabError):
+    """The machine refused a write or read: a full disk, a file-size limit, a read-only or forbidden folder."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+# What to do about each refusal, by errno name.
+_STORAGE_FIXES = {
+    "ENOSPC": "the disk is full: free space there or write elsewhere",
+    "EDQUOT": "the disk quota is used up: free space there or write elsewhere",
+    "EFBIG": "the file is larger than this process may write (ulimit -f): raise the limit or write elsewhere",
+    "EROFS": "the file system is read-only: write elsewhere",
+    "EACCES": "permission denied: change the folder's permissions or write elsewhere",
+    "EPERM": "the operation is not permitted there: write elsewhere",
+}
+
+
+def storage_error(exc: OSError, path: object, action: str = "write") -> StorageError | None:
+    """The one-line ``StorageError`` for an ``OSError`` the machine caused, or None for any other ``OSError``."""
+    name = errno.errorcode.get(exc.errno or 0)
+    if name not in _STORAGE_FIXES:
+        return None
+    return StorageError(f"cannot {action} {path}: {_STORAGE_FIXES[name]}")

@@ -18,11 +18,10 @@ from squeezelab.checkpoint import Checkpoint
 from squeezelab.compress.load import load_sqz
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.data.folder import IMAGE_EXTENSIONS, read_image_files
-from squeezelab.errors import FileFormatError, SqueezelabError
+from squeezelab.errors import ConfigError, FileFormatError, SqueezelabError
 from squeezelab.io import atomic_write
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
 from squeezelab.models import for_inference
-from squeezelab.report.plots import plot_confusion, plot_reconstructions
 from squeezelab.train import Classification, Reconstruction, evaluate_split, resolve_device, task_for
 
 
@@ -32,8 +31,14 @@ def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         if not Path(path).is_file():
             raise FileFormatError(f"compressed model not found: {path}")
         model, meta = load_sqz(path)
+        checkpoint.check_data_meta(meta.get("data"), model, Path(path))
         return Checkpoint(model.to(resolve_device(device)), meta, Path(path))
     return checkpoint.open_checkpoint(path, resolve_device(device))
+
+
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"the batch size must be at least 1, got {batch_size}")
 
 
 def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
@@ -79,6 +84,9 @@ def evaluate(
     mean logits of each image and its mirror) and ``tta_translate`` (also the views shifted by one pixel)
     default to what the run validated with.
     """
+    check_batch_size(batch_size)
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; name a folder for the evaluation's JSON and PNG")
     ckpt = open_checkpoint(checkpoint, device)
     data_meta = ckpt.meta["data"]
     splits = load_dataset(
@@ -112,6 +120,8 @@ def evaluate(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        # Here, not at the top: matplotlib takes 0.4 s to import, and only the PNGs need it.
+        from squeezelab.report.plots import plot_confusion, plot_reconstructions
     if isinstance(task, Classification):
         confusion = confusion_matrix(outputs.argmax(1), dataset.labels, len(ckpt.classes))
         result["per_class_accuracy"] = dict(zip(ckpt.classes, per_class_accuracy(confusion).tolist(), strict=True))
@@ -193,8 +203,9 @@ def predict(
         open_exported,
     )
 
-    if batch_size < 1:
-        raise SqueezelabError(f"the batch size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if not Path(checkpoint).is_dir() and format_of(checkpoint):
         source = open_exported(checkpoint)
         model, model_device, reconstructs = source, torch.device("cpu"), source.kind == "autoencoder"

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from squeezelab.errors import InputShapeError
+from squeezelab.errors import ConfigError, InputShapeError
 
 
 def topk_correct(logits: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, Tensor]:
@@ -31,7 +31,7 @@ def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """int64 (num_classes, num_classes) counts: rows are true classes, columns predicted classes."""
     preds, labels = preds.long().flatten(), labels.long().flatten()
     if preds.numel() and (min(preds.min(), labels.min()) < 0 or max(preds.max(), labels.max()) >= num_classes):
-        raise ValueError(f"class indices must lie in [0, {num_classes}), got a value outside it")
+        raise ConfigError(f"class indices must lie in [0, {num_classes}), got a value outside it")
     # One bincount over (true, predicted) pairs flattened to a single index counts every cell at once.
     counts = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)

@@ -5,7 +5,7 @@ from unittest.mock import patch
 import pytest
 import torch
 
-from squeezelab import create_model
+from squeezelab import create_model, fit, load_model
 from squeezelab.checkpoint import load_checkpoint
 from squeezelab.cli import main
 from squeezelab.compress.container import read_sqz
@@ -14,7 +14,6 @@ from squeezelab.compress.pipeline import CompressConfig, compress
 from squeezelab.compress.run import compress_run, decompress, fresh_meta
 from squeezelab.compress.share import shared_layers
 from squeezelab.errors import SqueezelabError
-from squeezelab.train import fit, load_model
 from squeezelab.train.trainer import Trainer
 
 
@@ -100,7 +99,7 @@ def test_the_centroid_stage_fine_tunes_at_its_own_rate(tmp_path):
     original = Trainer.__init__
 
     def spy(self, model, splits, recipe, *args, **kwargs):
-        rates.append(recipe.lr)
+        rates.append(recipe.optim.lr)
         original(self, model, splits, recipe, *args, **kwargs)
 
     cfg = CompressConfig(density=0.5, prune_steps=1, conv_bits=5, fc_bits=5, lr_scale=0.1, centroid_lr_scale=0.01)

@@ -139,8 +139,10 @@ def test_unreadable_image_error_or_skip(tmp_path, damage):
     else:
         _save(bad, _rgb(9, 64, 64))
         bad.write_bytes(bad.read_bytes()[:200])
-    with pytest.raises(DataError, match=r"cannot read image .*dog/bad.png .*--on-bad-image skip"):
+    with pytest.raises(DataError, match=r"cannot read image .*dog/bad.png \((.+)\); pass --on-bad-image skip") as error:
         _load(tmp_path)
+    reason = error.value.args[0].split("(", 1)[1]
+    assert "BytesIO" not in reason and ("no image format" in reason) == (damage == "garbage")
     for _ in range(2):  # from the images, then from the cache: both report the skip
         with pytest.warns(UserWarning, match=r"skipped 1 unreadable images, e.g. .*bad.png"):
             train = _load(tmp_path, on_bad_image="skip").train

@@ -71,7 +71,7 @@ def test_compressing_a_batch_norm_model_folds_it_and_the_file_holds_no_bn(tmp_pa
 
 
 def test_inference_path_folds_batch_norm_and_keeps_the_outputs():
-    from squeezelab.train.evaluate import for_inference
+    from squeezelab.models import for_inference
 
     model = trained_looking_bn_model()
     fast = for_inference(copy.deepcopy(model))

@@ -12,9 +12,15 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def small_squeezenet():
-    """squeezenet_cifar options small enough for a test to train in seconds, with BatchNorm as fast-cifar10."""
-    return {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2), "batch_norm": True}
+def tiny_squeezenet():
+    """squeezenet_cifar options small enough for a test to train in seconds."""
+    return {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2)}
+
+
+@pytest.fixture(scope="session")
+def small_squeezenet(tiny_squeezenet):
+    """The same with BatchNorm, as fast-cifar10."""
+    return {**tiny_squeezenet, "batch_norm": True}
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from squeezelab import fit, load_model
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
-from squeezelab.train import fit, load_model
 from squeezelab.train.tasks import Classification, Distillation
 
 

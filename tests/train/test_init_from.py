@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
-from squeezelab.train.evaluate import open_checkpoint
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.inference import open_checkpoint
 from squeezelab.models import create_model
-from squeezelab.train import TrainConfig, fit
-from squeezelab.train.trainer import Trainer, as_splits
+from squeezelab.train import TrainConfig, Trainer, fit
+from squeezelab.train.prepare import as_splits
 
 OPTIONS = dict(batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", verbose=0)
 
@@ -17,7 +17,7 @@ OPTIONS = dict(batch_size=64, optimizer="sgd", lr=0.05, schedule="onecycle", ver
 def test_the_model_starts_from_the_checkpoints_weights(digits, small_squeezenet, trained_classifier):
     cfg = TrainConfig(data="digits", image_size=16, model_kwargs=small_squeezenet, init_from=str(trained_classifier))
     fresh = create_model("squeezenet_cifar", in_chans=1, num_classes=10, **small_squeezenet)
-    trainer = Trainer(fresh, as_splits(digits, cfg, progress=False), cfg, None, verbose=0)
+    trainer = Trainer(fresh, as_splits(digits, cfg.dataset, progress=False), cfg, None, verbose=0)
     saved = open_checkpoint(trained_classifier).model.state_dict()
     loaded = trainer.model.state_dict()
     assert saved.keys() == loaded.keys()

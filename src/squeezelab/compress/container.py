@@ -80,7 +80,7 @@ from squeezelab.compress.entropy import (
     quantize_frequencies,
 )
 from squeezelab.compress.sparse import MAX_GAP_BITS, check_gap_bits, sparse_decode, sparse_encode
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, InputShapeError, SqueezelabError
 from squeezelab.io import atomic_write, json_default
 
 MAGIC = b"SQZ\x00"
@@ -141,14 +141,14 @@ class SqzModel:
 def _encode_coded(t: CodedTensor) -> tuple[dict, dict[str, bytes], dict]:
     codebook, indices = np.asarray(t.codebook), np.asarray(t.indices)
     if codebook.dtype.name not in FLOAT_DTYPES or codebook.ndim != 1 or not 1 <= len(codebook) <= MAX_CODEBOOK:
-        raise ValueError(f"{t.name}: the codebook must be a 1-D float16 or float32 array of 1..{MAX_CODEBOOK} values")
+        raise ConfigError(f"{t.name}: the codebook must be a 1-D float16 or float32 array of 1..{MAX_CODEBOOK} values")
     if indices.shape != tuple(t.shape) or not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"{t.name}: indices must be an integer array of shape {tuple(t.shape)}")
+        raise InputShapeError(f"{t.name}: indices must be an integer array of shape {tuple(t.shape)}")
     check_gap_bits(t.gap_bits)
     k, span = len(codebook), 2**t.gap_bits
     flat = indices.reshape(-1).astype(np.int64)
     if flat.size and (flat.min() < -1 or flat.max() >= k):
-        raise ValueError(f"{t.name}: indices must lie in -1..{k - 1}")
+        raise ConfigError(f"{t.name}: indices must lie in -1..{k - 1}")
     positions = np.flatnonzero(flat >= 0)
     gaps, symbols = sparse_encode(flat[positions], positions, t.gap_bits, pad_symbol=k)
     blobs = {
@@ -184,7 +184,7 @@ def _encode_coded(t: CodedTensor) -> tuple[dict, dict[str, bytes], dict]:
 
 def _encode_sparse(t: SparseTensor) -> tuple[dict, dict[str, bytes], dict]:
     if t.value_dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{t.name}: sparse values are stored as float16 or float32, not {t.value_dtype!r}")
+        raise ConfigError(f"{t.name}: sparse values are stored as float16 or float32, not {t.value_dtype!r}")
     check_gap_bits(t.gap_bits)
     flat = np.asarray(t.dense, dtype=np.float32).reshape(-1)
     positions = np.flatnonzero(flat)
@@ -221,10 +221,10 @@ def _encode_sparse(t: SparseTensor) -> tuple[dict, dict[str, bytes], dict]:
 
 def _encode_raw(t: RawTensor) -> tuple[dict, dict[str, bytes], dict]:
     if t.dtype not in RAW_DTYPES:
-        raise ValueError(f"{t.name}: raw tensors are stored as {', '.join(RAW_DTYPES)}, not {t.dtype!r}")
+        raise ConfigError(f"{t.name}: raw tensors are stored as {', '.join(RAW_DTYPES)}, not {t.dtype!r}")
     tensor = t.tensor.detach().cpu()
     if tensor.is_floating_point() == (t.dtype == "int64"):
-        raise ValueError(f"{t.name}: a {tensor.dtype} tensor cannot be stored as {t.dtype}")
+        raise ConfigError(f"{t.name}: a {tensor.dtype} tensor cannot be stored as {t.dtype}")
     array = tensor.to(getattr(torch, t.dtype)).contiguous().numpy()
     blobs = {"data": array.astype(RAW_DTYPES[t.dtype], copy=False).tobytes()}
     sizes = {"data": len(blobs["data"])}
@@ -240,14 +240,14 @@ def sqz_to_bytes(sqz: SqzModel) -> tuple[bytes, dict]:
     """
     model, meta = sqz.model, sqz.meta
     if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("kwargs"), dict)):
-        raise ValueError('SqzModel.model must be {"name": str, "kwargs": dict}')
+        raise ConfigError('SqzModel.model must be {"name": str, "kwargs": dict}')
     if not isinstance(meta, dict):
-        raise ValueError("SqzModel.meta must be a dict")
+        raise ConfigError("SqzModel.meta must be a dict")
     records, payload, stats = [], [], {}
     total = 0
     for t in sqz.tensors:
         if not isinstance(t.name, str) or t.name in stats:
-            raise ValueError(f"tensor names must be distinct strings, got {t.name!r} twice or as a non-string")
+            raise ConfigError(f"tensor names must be distinct strings, got {t.name!r} twice or as a non-string")
         shape = tuple(t.tensor.shape) if isinstance(t, RawTensor) else tuple(t.shape)
         total += math.prod(shape)
         if len(shape) > MAX_NDIM or total > MAX_ELEMENTS:

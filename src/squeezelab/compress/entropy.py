@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, InputShapeError, SqueezelabError
 
 CODERS = ("ans", "huffman")
 MAX_ALPHABET = 2**16 + 1  # a 16-bit codebook plus the filler symbol
@@ -35,15 +35,15 @@ _huffman = constriction.symbol.huffman
 
 def _check_alphabet(alphabet_size: int) -> None:
     if not 1 <= alphabet_size <= MAX_ALPHABET:
-        raise ValueError(f"alphabet size must be in 1..{MAX_ALPHABET}, got {alphabet_size}")
+        raise ConfigError(f"alphabet size must be in 1..{MAX_ALPHABET}, got {alphabet_size}")
 
 
 def _check_symbols(symbols: np.ndarray, alphabet_size: int) -> np.ndarray:
     symbols = np.asarray(symbols)
     if symbols.ndim != 1 or not np.issubdtype(symbols.dtype, np.integer):
-        raise ValueError(f"symbols must be a 1-D integer array, got {symbols.dtype} of shape {symbols.shape}")
+        raise InputShapeError(f"symbols must be a 1-D integer array, got {symbols.dtype} of shape {symbols.shape}")
     if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet_size):
-        raise ValueError(f"symbols must lie in 0..{alphabet_size - 1}")
+        raise ConfigError(f"symbols must lie in 0..{alphabet_size - 1}")
     return symbols.astype(np.int64, copy=False)
 
 

@@ -11,65 +11,27 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from squeezelab.compress.config import CompressConfig
 from squeezelab.compress.container import CodedTensor, RawTensor, SparseTensor, SqzModel, sqz_to_bytes
 from squeezelab.compress.prune import (
     apply_masks,
-    check_density,
     magnitude_masks,
     model_density,
     prunable_layers,
     prune_schedule,
 )
-from squeezelab.compress.share import check_bits, share_weights, shared_layers
-from squeezelab.compress.sparse import check_gap_bits
+from squeezelab.compress.share import share_weights, shared_layers
 from squeezelab.data import DataSplits
 from squeezelab.errors import SqueezelabError
 from squeezelab.io import atomic_write, json_default
 from squeezelab.models.fold import fold_batch_norm, foldable
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.trainer import Trainer, evaluate_split
-
-
-@dataclass(frozen=True)
-class CompressConfig:
-    density: float = 0.33  # fraction of conv/fc weights kept (the paper's SqueezeNet: 33%)
-    scope: Literal["layer", "global"] = "layer"
-    prune_steps: int = 3
-    finetune_epochs: int = 1  # after every pruning step
-    conv_bits: int = 8
-    fc_bits: int = 5
-    centroid_epochs: int = 1
-    gap_bits: int = 5
-    coder: Literal["ans", "huffman"] = "ans"
-    small_dtype: Literal["float16", "float32"] = "float16"  # biases, batch-norm statistics
-    lr_scale: float = 0.1  # fine-tuning learning rate, as a fraction of the training run's peak rate
-    # The centroid stage's rate (None: lr_scale). A model whose BN was folded trains without it there and
-    # wants a lower rate: the fast-cifar10 model's centroid stage lost 0.2 points at 0.25 x, gained 0.8 at 0.025 x.
-    centroid_lr_scale: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_density(self.density)
-        check_bits(self.conv_bits)
-        check_bits(self.fc_bits)
-        check_gap_bits(self.gap_bits)
-        if self.prune_steps < 1:
-            raise SqueezelabError(f"prune steps must be at least 1, got {self.prune_steps}")
-        if self.finetune_epochs < 0 or self.centroid_epochs < 0:
-            raise SqueezelabError("fine-tuning epochs cannot be negative")
-        if self.coder not in ("ans", "huffman"):
-            raise SqueezelabError(f"coder must be ans or huffman, got {self.coder!r}")
-        for scale in (self.lr_scale, self.centroid_lr_scale):
-            if scale is not None and not scale > 0:
-                raise SqueezelabError(f"a fine-tuning learning-rate scale must be positive, got {scale}")
-        if self.small_dtype not in ("float16", "float32"):
-            raise SqueezelabError(f"small tensors are stored as float16 or float32, not {self.small_dtype!r}")
 
 
 @dataclass
@@ -159,7 +121,7 @@ class _Evaluator:
     def trainer(self, model: nn.Module, epochs: int, lr_scale: float | None = None) -> Trainer:
         recipe = self.recipe.updated(
             epochs=max(1, epochs),
-            lr=self.recipe.lr * (lr_scale or self.cfg.lr_scale),
+            lr=self.recipe.optim.lr * (lr_scale or self.cfg.lr_scale),
             schedule="cosine",
             warmup_epochs=0.0,
             max_time=None,
@@ -177,7 +139,7 @@ class _Evaluator:
             t = self.trainer(model, 1)
             self._scoring = (t.task, t.val_data if t.val_data is not None else t.train_data, t.transform, t.device)
         task, data, transform, device = self._scoring
-        metrics = evaluate_split(model.to(device), task, data, transform, self.recipe.batch_size, device)
+        metrics = evaluate_split(model.to(device), task, data, transform, self.recipe.optim.batch_size, device)
         name = "acc1" if "acc1" in metrics else "mse"
         return f"val_{name}", metrics[name]
 

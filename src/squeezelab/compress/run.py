@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from squeezelab.checkpoint import save_checkpoint
 from squeezelab.compress.int8 import (
     CALIBRATION_BATCH_SIZE,
     CALIBRATION_BATCHES,
@@ -23,6 +24,7 @@ from squeezelab.compress.int8 import (
     latency_ms,
     quantize_int8,
 )
+from squeezelab.compress.load import load_sqz
 from squeezelab.compress.pipeline import CompressConfig, Compressed, compress
 from squeezelab.data import BatchTransform, DataSplits, load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
@@ -83,11 +85,11 @@ def _int8(
     fp32 runs as `evaluate` and `predict` run it (BN folded, channels-last, eager) and traced and frozen;
     int8 runs traced and frozen, its deployable form.
     """
-    train, val = split_validation(splits.train, recipe.validation_split, recipe.seed)
+    train, val = split_validation(splits.train, recipe.dataset.validation_split, recipe.run.seed)
     transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
     channels_last = dataclasses.replace(transform, channels_last=True)  # the format for_inference keeps fp32 in
     examples = val.images[:CALIBRATION_BATCH_SIZE]
-    int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.seed, batches))
+    int8 = quantize_int8(fp32, calibration_batches(train.images, transform, recipe.run.seed, batches))
     fp32 = for_inference(copy.deepcopy(fp32).eval())
     # (model scored, model timed, its input transform): a frozen TorchScript module computes what its eager
     # source does (tested), but has no train/eval state for the evaluation loop.
@@ -97,7 +99,7 @@ def _int8(
         "int8": (int8, freeze(int8, transform.normalize(examples)), transform),
     }
     # Scored as the run validated, like every stage.
-    task = task_for(fp32, tta_flip=recipe.tta_flip, tta_translate=recipe.tta_translate)
+    task = task_for(fp32, tta_flip=recipe.evaluation.tta_flip, tta_translate=recipe.evaluation.tta_translate)
     result = {"calibration_images": min(len(train), batches * CALIBRATION_BATCH_SIZE)}
     for label, (scored, timed, inputs) in paths.items():
         metrics = evaluate_split(scored, task, val, transform, 256, torch.device("cpu"))
@@ -225,9 +227,6 @@ def print_summary(result: Compressed, summary: dict) -> None:
 
 def decompress(path: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Decode ``path`` (.sqz) into ``output`` (.safetensors) plus its JSON sidecar: an ordinary checkpoint."""
-    from squeezelab.checkpoint import save_checkpoint
-    from squeezelab.compress.load import load_sqz
-
     output = Path(output)
     if output.suffix != ".safetensors":
         raise SqueezelabError(f"the output must be a .safetensors file, got {output}")

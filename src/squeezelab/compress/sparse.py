@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, InputShapeError, SqueezelabError
 
 MAX_GAP_BITS = 16
 
@@ -28,10 +28,10 @@ def sparse_encode(
     values = np.asarray(values, dtype=np.int64)
     positions = np.asarray(positions, dtype=np.int64)
     if values.ndim != 1 or values.shape != positions.shape:
-        raise ValueError(f"values {values.shape} and positions {positions.shape} must be equal-length 1-D arrays")
+        raise InputShapeError(f"values {values.shape} and positions {positions.shape} must be equal-length 1-D arrays")
     jumps = np.diff(positions, prepend=-1)
     if jumps.size and jumps.min() < 1:
-        raise ValueError("positions must be non-negative, sorted and distinct")
+        raise ConfigError("positions must be non-negative, sorted and distinct")
     span = 2**gap_bits
     fillers = (jumps - 1) // span
     last = np.cumsum(fillers + 1) - 1  # each weight's own entry comes after its fillers

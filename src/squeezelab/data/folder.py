@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
@@ -61,6 +61,13 @@ def decode_image(data: bytes, mode: str, size: int | None) -> tuple[np.ndarray, 
             converted = converted.resize((size, size), Image.Resampling.BILINEAR, box=box)
         pixels = np.asarray(converted)
     return pixels.reshape(pixels.shape[0], pixels.shape[1], -1), gray
+
+
+def _reason(exc: Exception) -> str:
+    # Pillow names the in-memory buffer it read from ("<_io.BytesIO object at 0x...>"), not the file.
+    if isinstance(exc, UnidentifiedImageError):
+        return "Pillow recognises no image format in it"
+    return str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,8 @@ def _decode_all(
         except _BAD_IMAGE_ERRORS as exc:
             if on_bad_image == "error":
                 raise DataError(
-                    f"cannot read image {file.name} ({exc}); pass --on-bad-image skip to skip unreadable images"
+                    f"cannot read image {file.name} ({_reason(exc)}); pass --on-bad-image skip to skip unreadable"
+                    " images"
                 ) from None
             skipped.append(file.name)
             continue

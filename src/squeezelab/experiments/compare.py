@@ -25,9 +25,18 @@ from squeezelab.io import atomic_write, json_default
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, ssim
 from squeezelab.models import jacobian_penalty
 from squeezelab.profile import file_bytes, profile_model
-from squeezelab.train import TrainConfig, fit
-from squeezelab.train.tasks import Classification, Reconstruction
-from squeezelab.train.trainer import create_model_for, evaluate_split, resolve_device
+from squeezelab.report import plots
+from squeezelab.report.plots import plot_curves
+from squeezelab.report.render import render_report
+from squeezelab.train import (
+    Classification,
+    Reconstruction,
+    TrainConfig,
+    create_model_for,
+    evaluate_split,
+    fit,
+    resolve_device,
+)
 
 Kind = Literal["autoencoders", "classifiers"]
 NOISE_LEVELS = (0.1, 0.3)  # std of the Gaussian noise added to [0, 1] images for the robustness test
@@ -195,6 +204,7 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
         }
         try:
             history = fit(model, train_splits, recipe.updated(**c.train), run_dir=out / c.label, verbose=verbose)
+            plot_curves(history.epochs, out / c.label / "plots" / "curves.png", title=c.label)
             state, meta = load_checkpoint(out / c.label / "best.safetensors")
             load_weights(model, state, str(out / c.label))  # the epoch chosen on validation, not the last
             transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
@@ -236,8 +246,6 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
         "seconds": time.perf_counter() - started,
     }
     atomic_write(out / "results.json", json.dumps(results, indent=2, default=json_default))
-    from squeezelab.report.render import render_report
-
     render_report(results, out)
     return results
 
@@ -257,9 +265,10 @@ def _summary(cfg: CompareConfig, recipe: TrainConfig) -> str:
         )
     else:
         what = "SqueezeNet variants against the AlexNet-style baseline"
+    optim = recipe.optim
     return (
-        f"{what}, each trained from the same seed with one recipe ({recipe.optimizer}, lr {recipe.lr:g}, batch "
-        f"{recipe.batch_size}) for {budget}. The checkpoint with the best validation loss is measured on the test "
+        f"{what}, each trained from the same seed with one recipe ({optim.optimizer}, lr {optim.lr:g}, batch "
+        f"{optim.batch_size}) for {budget}. The checkpoint with the best validation loss is measured on the test "
         "split."
     )
 
@@ -386,8 +395,6 @@ NOTES: dict[Kind, list[str]] = {
 
 
 def _plots(kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, test: ImageDataset) -> list[dict]:
-    from squeezelab.report import plots
-
     folder = out / "plots"
     made = []
 

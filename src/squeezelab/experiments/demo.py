@@ -17,10 +17,9 @@ from squeezelab.data import load_dataset, split_validation
 from squeezelab.errors import SqueezelabError
 from squeezelab.io import atomic_write
 from squeezelab.profile import count_macs, count_parameters, file_bytes
-from squeezelab.report.plots import plot_bars, plot_reconstructions
+from squeezelab.report.plots import plot_bars, plot_curves, plot_reconstructions
 from squeezelab.report.text import format_table, human_bytes, human_count
-from squeezelab.train import TrainConfig, fit
-from squeezelab.train.trainer import create_model_for
+from squeezelab.train import TrainConfig, create_model_for, fit
 
 DATA = "digits"
 IMAGE_SIZE = 28
@@ -73,9 +72,10 @@ def run_demo(out: Path, epochs_scale: float = 1.0, overwrite: bool = False, verb
     rows, reconstructions = [], {}
     started = time.perf_counter()
     for m in models:
-        torch.manual_seed(m.config.seed)
+        torch.manual_seed(m.config.run.seed)
         model = create_model_for(m.name, {}, splits.train)
         history = fit(model, splits, m.config, run_dir=out / m.name, verbose=verbose)
+        plot_curves(history.epochs, out / m.name / "plots" / "curves.png", title=m.name)
         best = history.epochs[history.best_epoch - 1]
         shape = tuple(splits.train.images.shape[1:])
         row = {

@@ -50,43 +50,40 @@ class AlexNet(nn.Module):
         return self.classifier(x)
 
 
-@register_model("classifier", (3, 224, 224))
-def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
-    """AlexNet (Krizhevsky et al. 2012), torchvision's layout: the ImageNet-size baseline."""
-    features = nn.Sequential(
-        nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2),
+def _features(stem: nn.Conv2d, second_kernel: int, pool: int, pool_stride: int) -> nn.Sequential:
+    """The five convolutions (64, 192, 384, 256, 256 channels) with their ReLUs and three max pools."""
+
+    def max_pool() -> nn.MaxPool2d:
+        return nn.MaxPool2d(kernel_size=pool, stride=pool_stride)
+
+    return nn.Sequential(
+        stem,
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        max_pool(),
+        nn.Conv2d(64, 192, kernel_size=second_kernel, padding=second_kernel // 2),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
+        max_pool(),
         nn.Conv2d(192, 384, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(384, 256, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(256, 256, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
+        max_pool(),
     )
+
+
+@register_model("classifier", (3, 224, 224))
+def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+    """AlexNet (Krizhevsky et al. 2012), torchvision's layout: the ImageNet-size baseline."""
+    stem = nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2)
+    features = _features(stem, second_kernel=5, pool=3, pool_stride=2)
     return AlexNet(features, 6, num_classes, dropout, in_chans, min_input_size=63, name="alexnet")
 
 
 @register_model("classifier", (3, 32, 32))
 def alexnet_cifar(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
     """AlexNet for 32x32 images: the same five convs and 4096-wide FC layers, 3x3 convs, 2x2 pools."""
-    features = nn.Sequential(
-        nn.Conv2d(in_chans, 64, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(64, 192, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=2, stride=2),
-    )
+    stem = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
+    features = _features(stem, second_kernel=3, pool=2, pool_stride=2)
     return AlexNet(features, 4, num_classes, dropout, in_chans, min_input_size=16, name="alexnet_cifar")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from squeezelab.errors import ConfigError
 from squeezelab.models.autoencoders import _FlatInputAutoencoder, _mlp
 from squeezelab.models.registry import register_model
 
@@ -65,7 +66,7 @@ def jacobian_penalty(
     added to a training loss.
     """
     if n_projections < 1:
-        raise ValueError(f"n_projections must be >= 1, got {n_projections}")
+        raise ConfigError(f"n_projections must be >= 1, got {n_projections}")
     if create_graph is None:
         create_graph = torch.is_grad_enabled()
     with torch.enable_grad():

@@ -12,6 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from squeezelab.errors import ConfigError
+
 Bypass = Literal["none", "identity", "conv"]
 
 
@@ -48,9 +50,9 @@ class Fire(nn.Module):
         else:
             self.expand5x5 = None
         if bypass == "identity" and inplanes != self.out_channels:
-            raise ValueError(f"an identity bypass needs equal channels, got {inplanes} -> {self.out_channels}")
+            raise ConfigError(f"an identity bypass needs equal channels, got {inplanes} -> {self.out_channels}")
         if bypass not in ("none", "identity", "conv"):
-            raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
+            raise ConfigError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
         self.bypass_kind = bypass
         # The paper's complex bypass: a 1x1 conv where the channel counts differ.
         self.bypass = nn.Conv2d(inplanes, self.out_channels, kernel_size=1) if bypass == "conv" else None

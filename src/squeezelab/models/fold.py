@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from squeezelab.errors import ConfigError
 from squeezelab.models.registry import create_model
 
 
@@ -39,14 +40,14 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     batch norms, which is the case for ``squeezenet_cifar``.
     """
     if not foldable(model):
-        raise ValueError("fold_batch_norm takes a registered model built with batch_norm=True")
+        raise ConfigError("fold_batch_norm takes a registered model built with batch_norm=True")
     spec = model.squeezelab_spec
     device = next(model.parameters()).device
     plain = create_model(spec["name"], **{**spec["kwargs"], "batch_norm": False}).to(device)
     pairs = _conv_bn_pairs(model)
     targets = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
     if len(pairs) != len(targets) or any(not isinstance(m, nn.Conv2d) for m in _owners_of_parameters(plain)):
-        raise ValueError(f"{spec['name']} without batch norm is not the same network with conv biases")
+        raise ConfigError(f"{spec['name']} without batch norm is not the same network with conv biases")
     with torch.no_grad():
         for (conv, bn), target in zip(pairs, targets, strict=True):
             weight = conv.weight.detach()  # as the network sees it, also when pruning parametrizes it
@@ -68,7 +69,8 @@ def for_inference(model: nn.Module) -> nn.Module:
     """``model`` for eval-mode inference: batch norm folded into its convolutions, channels-last on the CPU.
 
     oneDNN's CPU convolutions run NHWC natively: in eval mode that made squeezenet1_1 1.8x faster at
-    224x224 (batch 1) and 2.2x at 32x32 (batch 256), squeeze_ae 1.8x and alexnet 1.1-1.3x (BENCHMARKS.md).
+    224x224 (batch 1) and 2.2x at 32x32 (batch 256), squeeze_ae 1.8x and alexnet
+    1.1-1.3x (docs/journal/benchmarks-history.md).
     The first convolution converts the NCHW input. Models without convolutions are unchanged (2-D weights
     have no such format, and dense_ae measured the same either way), as are CUDA models: not measured.
     A model built with ``batch_norm=True`` comes back as a new, BN-free model that computes the same.

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from squeezelab.errors import ConfigError, InputShapeError
 from squeezelab.report.text import human_count
 
 _DPI = 120
@@ -136,7 +137,7 @@ def plot_confusion(
     counts = confusion.detach().cpu().numpy() if isinstance(confusion, Tensor) else np.asarray(confusion)
     k = len(classes)
     if counts.shape != (k, k):
-        raise ValueError(f"confusion matrix of shape {counts.shape} does not match {k} class names")
+        raise InputShapeError(f"confusion matrix of shape {counts.shape} does not match {k} class names")
     totals = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
 
@@ -162,7 +163,7 @@ def plot_confusion(
 def _as_images(batch: Tensor, n: int) -> np.ndarray:
     """(N, C, H, W) with 1 or 3 channels -> the first n as (n, H, W) or (n, H, W, 3) floats in [0, 1]."""
     if batch.dim() != 4 or batch.shape[1] not in (1, 3):
-        raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(batch.shape)}")
+        raise InputShapeError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(batch.shape)}")
     images = batch[:n].detach().float().cpu().clamp(0, 1)
     return images[:, 0].numpy() if images.shape[1] == 1 else images.permute(0, 2, 3, 1).numpy()
 
@@ -186,7 +187,7 @@ def plot_reconstructions(
     for name, batch in reconstructions.items():
         rows[name] = _as_images(batch, n)
         if rows[name].shape != rows["original"].shape:
-            raise ValueError(f"{name}: images of shape {tuple(batch.shape)} do not match {tuple(originals.shape)}")
+            raise InputShapeError(f"{name}: images of shape {tuple(batch.shape)} do not match {tuple(originals.shape)}")
 
     fig = Figure(figsize=(1.3 + 1.1 * n, 0.3 + 1.1 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), n, squeeze=False)
@@ -214,7 +215,7 @@ def plot_bars(
     names = list(values)
     amounts = [_number(values[name]) for name in names]
     if log and any(v is not None and v <= 0 for v in amounts):
-        raise ValueError("a logarithmic axis needs positive values")
+        raise ConfigError("a logarithmic axis needs positive values")
 
     fig = Figure(figsize=(7, 1.2 + 0.4 * len(names)), layout="constrained")
     ax = fig.subplots()

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from squeezelab.errors import ConfigError
 from squeezelab.io import atomic_write
 from squeezelab.report.text import human_bytes, human_count
 
@@ -45,7 +46,7 @@ def format_value(value: object, fmt: str) -> str:
     if fmt == "text":
         return str(value)
     if fmt not in _FORMATS:
-        raise ValueError(f"unknown column format {fmt!r}; expected text or one of {', '.join(_FORMATS)}")
+        raise ConfigError(f"unknown column format {fmt!r}; expected text or one of {', '.join(_FORMATS)}")
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # a NaN is a finding (a diverged run), not a gap, and round() cannot take it
     return _FORMATS[fmt](value)

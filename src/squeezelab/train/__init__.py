@@ -5,8 +5,10 @@ Higher layers (inference, compress, experiments) import what they need from here
 
 from squeezelab.errors import TrainingDiverged
 from squeezelab.train.config import PRESETS, TrainConfig, preset
-from squeezelab.train.tasks import Classification, Distillation, Reconstruction, task_for
-from squeezelab.train.trainer import History, Trainer, create_model_for, evaluate_split, fit, resolve_device
+from squeezelab.train.device import resolve_device
+from squeezelab.train.prepare import create_model_for
+from squeezelab.train.tasks import Classification, Distillation, Reconstruction, evaluate_split, task_for
+from squeezelab.train.trainer import History, Trainer, fit
 
 __all__ = [
     "PRESETS",

@@ -1,15 +1,20 @@
-"""Typed training configuration and the named presets.
+"""Typed training configuration, its validation, and the named presets.
 
-Every field is a CLI option of ``squeezelab train`` (``--batch-size`` for ``batch_size``); a preset is a
-``TrainConfig`` whose fields the command line may still override.
+A ``TrainConfig`` is eight sections (``run``, ``dataset``, ``optim``, ``sched``, ``augment``, ``objective``,
+``compute``, ``evaluation``), each a dataclass of leaf options. Every leaf name is unique over all sections
+and is a CLI option of ``squeezelab train`` (``--batch-size`` for ``optim.batch_size``), so the config is
+also built, updated and stored by flat name: ``TrainConfig(lr=0.1, epochs=3)``, ``cfg.updated(lr=0.05)``,
+``cfg.to_dict()`` (what ``config.json`` and checkpoint sidecars hold) and ``TrainConfig.from_dict``. Code
+reads the sections: ``cfg.optim.lr``. A preset is a ``TrainConfig`` whose options the command line may
+still override.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Literal
+from typing import Any, Literal
 
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Schedule = Literal["none", "step", "cosine", "onecycle"]
@@ -22,32 +27,39 @@ def _opt(default, help: str, **kw):
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
+    """What is trained, from which weights, with which seed."""
+
     model: str = _opt("squeezenet_cifar", "registered model name (see 'squeezelab models')")
     model_kwargs: dict = field(default_factory=dict, metadata={"help": "model options, KEY=VALUE"})
-    data: str = _opt("digits", "dataset spec: digits, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR|TAR")
-    image_size: int | None = _opt(None, "resize images to this square size")
-    grayscale: bool | None = _opt(None, "force 1-channel (true) or 3-channel (false) images")
-    download: bool = _opt(False, "download MNIST, Fashion-MNIST or CIFAR-10 if missing")
-    on_bad_image: Literal["error", "skip"] = _opt("error", "what to do with an unreadable image in a folder")
-
-    epochs: int = _opt(50, "passes over the training split")
-    batch_size: int = _opt(256, "samples per optimizer step (global, over all processes)")
-    max_time: float | None = _opt(None, "stop after this many seconds of training (validation not counted)")
-    time_schedule: bool = _opt(
-        False,
-        "with --max-time: the learning-rate schedule and the low-resolution share follow the share of --max-time"
-        " spent (or of --epochs, if they run out first), so the schedule completes when the time is up, whatever"
-        " the machine's speed",
-    )
-    validation_split: float = _opt(0.1, "fraction of the training data held out for validation (0 for none)")
-    shuffle: bool = _opt(True, "reshuffle the training split every epoch")
-    seed: int = _opt(0, "seed for the split, shuffling, augmentation and initialisation")
     init_from: str | None = _opt(
         None,
         "start from the weights of this trained run or checkpoint of the same model (fine-tuning); the optimizer,"
         " schedule and epochs start afresh",
     )
+    seed: int = _opt(0, "seed for the split, shuffling, augmentation and initialisation")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from, how they are split and normalised."""
+
+    data: str = _opt("digits", "dataset spec: digits, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR|TAR")
+    image_size: int | None = _opt(None, "resize images to this square size")
+    grayscale: bool | None = _opt(None, "force 1-channel (true) or 3-channel (false) images")
+    download: bool = _opt(False, "download MNIST, Fashion-MNIST or CIFAR-10 if missing")
+    on_bad_image: Literal["error", "skip"] = _opt("error", "what to do with an unreadable image in a folder")
+    validation_split: float = _opt(0.1, "fraction of the training data held out for validation (0 for none)")
+    shuffle: bool = _opt(True, "reshuffle the training split every epoch")
+    normalize: Normalize = _opt(
+        "auto",
+        "dataset mean/std, half (0.5/0.5) or none ([0, 1]); auto: none for autoencoders, dataset for classifiers",
+    )
+
+
+@dataclass
+class OptimConfig:
+    """The optimizer and what each of its steps takes."""
 
     optimizer: Optimizer = _opt("adam", "optimizer")
     lr: float = _opt(1e-3, "peak learning rate")
@@ -55,14 +67,29 @@ class TrainConfig:
     nesterov: bool = _opt(False, "Nesterov momentum (SGD)")
     weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw)")
     decay_norm_and_bias: bool = _opt(True, "apply weight decay to batch-norm and bias parameters too")
+    batch_size: int = _opt(256, "samples per optimizer step (global, over all processes)")
+    grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
+    lookahead: bool = _opt(
+        False, "airbench's lookahead: every 5 steps pull the weights towards a slow average, harder as training ends"
+    )
+
+
+@dataclass
+class ScheduleConfig:
+    """How long the run is and how the learning rate moves over it."""
+
+    epochs: int = _opt(50, "passes over the training split")
+    max_time: float | None = _opt(None, "stop after this many seconds of training (validation not counted)")
+    time_schedule: bool = _opt(
+        False,
+        "with --max-time: the learning-rate schedule and the low-resolution share follow the share of --max-time"
+        " spent (or of --epochs, if they run out first), so the schedule completes when the time is up, whatever"
+        " the machine's speed",
+    )
     schedule: Schedule = _opt("none", "learning-rate schedule, applied per step")
     warmup_epochs: float = _opt(0.0, "linear warm-up length in epochs")
     step_size: int = _opt(30, "epochs between decays (step schedule)")
     gamma: float = _opt(0.1, "decay factor (step schedule)")
-    label_smoothing: float = _opt(0.0, "label smoothing (classifiers)")
-    lookahead: bool = _opt(
-        False, "airbench's lookahead: every 5 steps pull the weights towards a slow average, harder as training ends"
-    )
     swa_share: float = _opt(
         0.0,
         "stochastic weight averaging: train the last share of the run (of its epochs, or with time_schedule of its"
@@ -70,26 +97,12 @@ class TrainConfig:
         " keep the average, its batch-norm statistics recomputed on the training split (0: off)",
     )
     swa_lr: float | None = _opt(None, "the constant learning rate of the averaging phase", none="a quarter of --lr")
-    teachers: tuple[str, ...] = _opt(
-        (),
-        "distil from these trained classifiers (run directories or checkpoints): the student also matches their"
-        " mean softened prediction on each augmented batch",
-    )
-    distill_weight: float = _opt(0.9, "with --teachers: the soft term's share of the loss, the labels' the rest")
-    distill_temperature: float = _opt(4.0, "with --teachers: the temperature that softens both predictions")
-    grad_clip: float | None = _opt(None, "clip the gradient norm to this value")
-    bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AMX or AVX512-BF16, and GPUs)")
-    fp16: bool = _opt(False, "float16 autocast with loss scaling (CUDA only)")
-    channels_last: bool = _opt(False, "train in channels-last memory format (faster convolutions on CPU and GPU)")
-    compile: bool = _opt(False, "torch.compile the model for training (slow first steps, faster after)")
 
-    loss: Loss = _opt("auto", "cross_entropy for classifiers, mse or bce for autoencoders")
-    contractive_weight: float = _opt(0.0, "weight of the encoder Jacobian penalty (autoencoders)")
-    n_projections: int = _opt(1, "random projections of the Jacobian estimate (encoders without a closed form)")
-    normalize: Normalize = _opt(
-        "auto",
-        "dataset mean/std, half (0.5/0.5) or none ([0, 1]); auto: none for autoencoders, dataset for classifiers",
-    )
+
+@dataclass
+class AugmentConfig:
+    """Random changes to the training images, and progressive resizing."""
+
     crop_padding: int = _opt(0, "random crop with this padding on each side (0: off)")
     crop_padding_mode: Literal["zeros", "reflect"] = _opt(
         "zeros", "what the crop's padding holds: black (zeros) or the mirrored border (reflect)"
@@ -107,8 +120,52 @@ class TrainConfig:
         " (e.g. 16,20,24), an equal share of those epochs each; cheaper steps",
     )
     low_res_share: float = _opt(0.6, "with --low-res: the share of the epochs trained at the low resolutions")
-    tta_flip: bool = _opt(False, "evaluate classifiers on the mean logits of each image and its mirror")
-    tta_translate: bool = _opt(False, "also average the views shifted by one pixel up-left and down-right")
+
+    def __post_init__(self) -> None:
+        # One size is the common case in Python; a run directory's JSON holds a list.
+        if isinstance(self.low_res, int):
+            self.low_res = (self.low_res,)
+        elif self.low_res is not None:
+            self.low_res = tuple(self.low_res)
+
+
+@dataclass
+class ObjectiveConfig:
+    """What the loss is made of: the task's own term, its regularisers and the teachers' soft targets."""
+
+    loss: Loss = _opt("auto", "cross_entropy for classifiers, mse or bce for autoencoders")
+    label_smoothing: float = _opt(0.0, "label smoothing (classifiers)")
+    contractive_weight: float = _opt(0.0, "weight of the encoder Jacobian penalty (autoencoders)")
+    n_projections: int = _opt(1, "random projections of the Jacobian estimate (encoders without a closed form)")
+    teachers: tuple[str, ...] = _opt(
+        (),
+        "distil from these trained classifiers (run directories or checkpoints): the student also matches their"
+        " mean softened prediction on each augmented batch",
+    )
+    distill_weight: float = _opt(0.9, "with --teachers: the soft term's share of the loss, the labels' the rest")
+    distill_temperature: float = _opt(4.0, "with --teachers: the temperature that softens both predictions")
+
+    def __post_init__(self) -> None:
+        # One teacher is the common case in Python; a run directory's JSON holds a list.
+        if isinstance(self.teachers, str):
+            self.teachers = (self.teachers,)
+        self.teachers = tuple(str(teacher) for teacher in self.teachers)
+
+
+@dataclass
+class ComputeConfig:
+    """Where and in which number format the steps run."""
+
+    device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
+    bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AMX or AVX512-BF16, and GPUs)")
+    fp16: bool = _opt(False, "float16 autocast with loss scaling (CUDA only)")
+    channels_last: bool = _opt(False, "train in channels-last memory format (faster convolutions on CPU and GPU)")
+    compile: bool = _opt(False, "torch.compile the model for training (slow first steps, faster after)")
+
+
+@dataclass
+class EvalConfig:
+    """When and how the held-out split is scored, and what the scores decide."""
 
     val_every: int = _opt(
         1,
@@ -117,33 +174,147 @@ class TrainConfig:
     )
     early_stopping: int | None = _opt(None, "stop after this many validations (epochs) without improvement")
     monitor: str = _opt("auto", "validation metric for best checkpoint and early stopping (auto: val_loss)")
-    device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps")
+    tta_flip: bool = _opt(False, "evaluate classifiers on the mean logits of each image and its mirror")
+    tta_translate: bool = _opt(False, "also average the views shifted by one pixel up-left and down-right")
 
-    def __post_init__(self) -> None:
-        # One size or teacher is the common case in Python; a run directory's JSON holds a list.
-        if isinstance(self.low_res, int):
-            self.low_res = (self.low_res,)
-        elif self.low_res is not None:
-            self.low_res = tuple(self.low_res)
-        if isinstance(self.teachers, str):
-            self.teachers = (self.teachers,)
-        self.teachers = tuple(str(teacher) for teacher in self.teachers)
+
+@dataclass(init=False)
+class TrainConfig:
+    """The options of one training run, in sections; built, updated and stored by flat option name.
+
+    ``TrainConfig(**values)`` takes sections by name (``optim=OptimConfig(lr=0.1)``) and leaf options by their
+    flat names (``lr=0.1``); a leaf given by name overrides the same leaf of a section given alongside. What
+    is not given keeps its default. An unknown name is a ``ConfigError``.
+    """
+
+    run: RunConfig = field(default_factory=RunConfig)
+    dataset: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(SECTIONS) - set(SECTION_OF))
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}")
+        for name, section in SECTIONS.items():
+            given = values.get(name)
+            leaves = {leaf: values[leaf] for leaf in LEAVES[name] if leaf in values}
+            # Always a copy: configs derived from one another never share a section to mutate.
+            setattr(self, name, replace(section() if given is None else given, **leaves))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every leaf option by its flat name: the form of ``config.json`` and of checkpoint sidecars."""
+        return {key: value for name in SECTIONS for key, value in asdict(getattr(self, name)).items()}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SqueezelabError(f"unknown training option(s) {', '.join(unknown)}")
         return cls(**values)
 
     def updated(self, **changes) -> TrainConfig:
-        return replace(self, **changes) if changes else self
+        """A new config with these sections or flat options changed."""
+        if not changes:
+            return self
+        return type(self)(**{name: getattr(self, name) for name in SECTIONS}, **changes)
 
 
+# Section name -> its class; leaf name -> the section it lives in.
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(TrainConfig)}
+LEAVES: dict[str, tuple[str, ...]] = {name: tuple(f.name for f in fields(kind)) for name, kind in SECTIONS.items()}
+SECTION_OF: dict[str, str] = {leaf: name for name, leaves in LEAVES.items() for leaf in leaves}
+
+
+def validate_config(cfg: TrainConfig, task_kind: str, device_type: str) -> None:
+    """Refuse, in one ``ConfigError`` naming each, the options out of range or in conflict with one another.
+
+    ``task_kind`` is the task's ``kind`` ("classification" or "reconstruction"), ``device_type`` that of the
+    device the run trains on.
+    """
+    data, optim, sched, aug, obj, ev = cfg.dataset, cfg.optim, cfg.sched, cfg.augment, cfg.objective, cfg.evaluation
+    classifier, autoencoder = task_kind == "classification", task_kind == "reconstruction"
+    low_res_ok = aug.low_res is None or (aug.low_res and min(aug.low_res) >= 1 and 0 <= aug.low_res_share <= 1)
+    checks = [
+        (sched.epochs < 1, f"epochs must be >= 1, got {sched.epochs}"),
+        (optim.batch_size < 1, f"batch_size must be >= 1, got {optim.batch_size}"),
+        (not 0 <= data.validation_split < 1, f"validation_split must be in [0, 1), got {data.validation_split}"),
+        (optim.lr <= 0, f"lr must be positive, got {optim.lr}"),
+        (
+            sched.schedule not in ("none", "step", "cosine", "onecycle"),
+            f"schedule must be none, step, cosine or onecycle, got {sched.schedule!r}",
+        ),
+        (
+            data.normalize not in ("auto", "dataset", "half", "none"),
+            f"normalize must be auto, dataset, half or none, got {data.normalize!r}",
+        ),
+        (
+            classifier and obj.loss not in ("auto", "cross_entropy"),
+            f"a classifier trains with cross_entropy, not {obj.loss!r}",
+        ),
+        (
+            autoencoder and obj.loss not in ("auto", "mse", "bce"),
+            f"an autoencoder trains with mse or bce, not {obj.loss!r}",
+        ),
+        (classifier and obj.contractive_weight, "contractive_weight applies to autoencoders only"),
+        (aug.alternate_flip and not aug.flip, "alternate_flip says how to flip: add --flip"),
+        (
+            not low_res_ok,
+            f"low_res sizes must be >= 1 and low_res_share in [0, 1], got {aug.low_res}, {aug.low_res_share}",
+        ),
+        (
+            sched.max_time is not None and sched.max_time <= 0,
+            f"max_time must be positive seconds, got {sched.max_time}",
+        ),
+        (
+            sched.time_schedule and sched.max_time is None,
+            "time_schedule follows the time budget: add --max-time SECONDS, or --no-time-schedule to follow --epochs",
+        ),
+        (
+            sched.time_schedule and sched.schedule == "step",
+            "time_schedule keys cosine, onecycle or none to the time; the step schedule counts epochs",
+        ),
+        (
+            sched.time_schedule and optim.lookahead,
+            "lookahead counts steps to the end of --epochs; it cannot follow time_schedule",
+        ),
+        (not 0 <= sched.swa_share < 1, f"swa_share must be in [0, 1) (0: off), got {sched.swa_share}"),
+        (sched.swa_lr is not None and sched.swa_lr <= 0, f"swa_lr must be positive, got {sched.swa_lr}"),
+        (sched.swa_share and optim.lookahead, "choose one of swa_share and lookahead: both average the weights"),
+        (
+            obj.teachers and not classifier,
+            "teachers distil classifiers; an autoencoder learns from its own reconstruction",
+        ),
+        (not 0 <= obj.distill_weight <= 1, f"distill_weight must be in [0, 1], got {obj.distill_weight}"),
+        (obj.distill_temperature <= 0, f"distill_temperature must be positive, got {obj.distill_temperature}"),
+        (ev.val_every < 1, f"val_every must be >= 1 (1: every epoch), got {ev.val_every}"),
+        (aug.crop_padding < 0, f"crop_padding must be >= 0 (0: off), got {aug.crop_padding}"),
+        (
+            aug.crop_padding_mode not in ("zeros", "reflect"),
+            f"crop_padding_mode must be zeros or reflect, got {aug.crop_padding_mode!r}",
+        ),
+        (aug.cutout < 0, f"cutout must be >= 0 (0: off), got {aug.cutout}"),
+        (
+            autoencoder and aug.cutout,
+            "cutout applies to classifiers only: an autoencoder's target is the augmented image",
+        ),
+        (
+            autoencoder and aug.low_res is not None,
+            "low_res applies to classifiers only: an autoencoder's target is the full-size image",
+        ),
+        (cfg.compute.bf16 and cfg.compute.fp16, "choose one of bf16 and fp16"),
+        (
+            cfg.compute.fp16 and device_type != "cuda",
+            f"fp16 autocast needs a CUDA device, not {device_type}; use --bf16 instead",
+        ),
+    ]
+    problems = [message for failed, message in checks if failed]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+# History and measurements: docs/journal/presets.md
 PRESETS: dict[str, TrainConfig] = {
     # The source material's CIFAR-10 recipe: torchvision-style SqueezeNet 1.1, plain SGD, 0.5/0.5 normalisation.
     "seed-cifar10": TrainConfig(
@@ -157,21 +328,7 @@ PRESETS: dict[str, TrainConfig] = {
         momentum=0.9,
         normalize="half",
     ),
-    # Chosen by measurement on a 2-core CPU (BENCHMARKS.md, "fast-cifar10"): BatchNorm and identity bypasses
-    # let SGD run at a high learning rate; squeezing to 1/2 of the expand width with 3/4 of it in 3x3 kernels,
-    # and six Fire modules instead of eight, gives 2.1x the MACs of the paper's proportions at the same step
-    # time (bigger convolutions use the CPU better) and learns faster (940K parameters); bf16 autocast with
-    # channels-last makes a step 2.9x faster than fp32 NCHW; batch 256 rather than 512 (+1.7 points after an
-    # 8-epoch schedule, for 6% more time per epoch); one-cycle schedule, label smoothing, no weight decay on BN
-    # and biases, crop + alternating flip; validation averages the mirrored and one-pixel-shifted views.
-    # Crops pad by mirroring the border, as the shifted validation views do: 89.84-90.16% in 30 minutes in
-    # three runs, against 89.54-89.68% with black borders (BENCHMARKS.md).
-    # The run is sized by time, not epochs: the issue's 30 minutes of training, with the schedule and the
-    # resolution ramp keyed to the share of them spent, because this VM's speed drifts by 20-40% between days
-    # and an epoch count that fits 30 minutes one day overran them the next. The first half of the time trains
-    # on smaller images, a third of it each at 16, 20 and 24 pixels (1.5-3.6x cheaper steps), which is the
-    # share of the time the measured epoch-keyed ramp took (70% of 38 epochs). A longer setting is
-    # `--max-time S`; `epochs` only caps the run on fast hardware, where the schedule then completes with it.
+    # The fastest measured CIFAR-10 recipe for 30 minutes of a 2-core CPU, its schedule keyed to the time spent.
     "fast-cifar10": TrainConfig(
         model="squeezenet_cifar",
         model_kwargs={
@@ -230,4 +387,4 @@ def preset(name: str) -> TrainConfig:
     try:
         return PRESETS[name]
     except KeyError:
-        raise SqueezelabError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None

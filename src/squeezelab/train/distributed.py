@@ -1,8 +1,8 @@
 """The things that change when training runs in several processes, kept in one place.
 
-Sharding the epoch's sample order, summing metrics over processes, letting rank 0's clock stand for every
-process's, and letting only rank 0 write. With one process (the default) each is a no-op; under ``torchrun``
-they follow ``torch.distributed``.
+Sharding the epoch's sample order, averaging gradients through DDP, summing metrics over processes, letting
+rank 0's clock stand for every process's, and letting only rank 0 write. With one process (the default) each
+is a no-op; under ``torchrun`` they follow ``torch.distributed``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,12 @@ class ProcessGroup:
         if equal and self.world_size > 1:
             order = order[: len(order) - len(order) % self.world_size]
         return order[self.rank :: self.world_size]
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """The module training steps go through: with several processes DDP, which averages their gradients."""
+        if self.world_size == 1:
+            return model
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum a tensor of metric totals over all processes."""

@@ -2,7 +2,8 @@
 
 A task turns a batch of uint8 images (and labels) into a loss and a vector of sums (loss, correct
 predictions, squared error ...). Sums rather than means, so that batches of any size and shards of any
-process add up exactly; ``summarize`` divides once at the end of the epoch.
+process add up exactly; ``summarize`` divides once at the end of the epoch. ``evaluate_split`` scores a
+whole split that way.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from squeezelab.data import BatchTransform
+from squeezelab.data import BatchTransform, DataSplits, ImageDataset
 from squeezelab.metrics import mse, psnr_from_mse, topk_correct
 from squeezelab.models import Autoencoder, jacobian_penalty
+from squeezelab.train.distributed import ProcessGroup
 
 
 class Distillation:
@@ -71,7 +73,8 @@ class Classification:
         # Label smoothing shapes the training objective only; validation reports the plain cross-entropy.
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing if train else 0.0)
         # While progressive resizing shrinks the batch the student learns from the labels alone: teachers score
-        # poorly on downsized images (a fast-cifar10 model: 63% at 16 px, 87% at 24, 91% at 32; BENCHMARKS.md).
+        # poorly on downsized images (a fast-cifar10 model: 63% at 16 px, 87% at 24, 91% at 32;
+        # docs/journal/2026-12-cifar10-time-to-accuracy.md).
         if train and self.distillation is not None and transform.size is None:
             weight = self.distillation.weight
             loss = (1 - weight) * loss + weight * self.distillation.loss(logits, x)
@@ -179,3 +182,55 @@ def task_for(
     if isinstance(model, Autoencoder):
         return Reconstruction("mse" if loss == "auto" else loss, contractive_weight, n_projections)
     return Classification(label_smoothing, tta_flip, tta_translate)
+
+
+def higher_is_better(metric: str) -> bool:
+    return any(word in metric for word in ("acc", "psnr", "ssim"))
+
+
+def normalization(
+    mode: str, splits: DataSplits, task: Classification | Reconstruction
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a ``normalize`` mode stands for; ``auto`` leaves an autoencoder's target in [0, 1]."""
+    channels = splits.train.channels
+    if mode == "auto":
+        mode = "none" if isinstance(task, Reconstruction) else "dataset"
+    if mode == "dataset":
+        return tuple(splits.mean), tuple(splits.std)
+    if mode == "half":
+        return (0.5,) * channels, (0.5,) * channels
+    return (0.0,) * channels, (1.0,) * channels
+
+
+def evaluate_split(
+    model: nn.Module,
+    task: Classification | Reconstruction,
+    data: ImageDataset,
+    transform: BatchTransform,
+    batch_size: int,
+    device: torch.device,
+    group: ProcessGroup | None = None,
+    outputs: list[Tensor] | None = None,
+) -> dict[str, float]:
+    """Metrics of a model on a whole split, in eval mode, without augmentation.
+
+    With an ``outputs`` list, each batch's outputs (logits or reconstructions) are appended to it on the CPU,
+    so a caller that needs them (a confusion matrix, SSIM) runs the model once.
+    """
+    group = group or ProcessGroup()
+    was_training = model.training
+    model.eval()
+    totals = None
+    order = group.shard(torch.arange(len(data)))
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(order), batch_size):
+                index = order[begin : begin + batch_size]
+                labels = None if data.labels is None else data.labels[index].to(device)
+                _, stats, out = task.batch(model, data.images[index].to(device), labels, transform, False)
+                totals = stats if totals is None else totals + stats
+                if outputs is not None:
+                    outputs.append(out.float().cpu())
+    finally:
+        model.train(was_training)
+    return task.summarize(group.sum(totals))

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from squeezelab.cli import main
+from squeezelab.errors import TrainingDiverged
 
 SMALL = ["--arg", "stem_channels=16", "--arg", "base_e=32", "--arg", "incr_e=16", "--arg", "stages=(1,1,2)"]
 
@@ -207,3 +208,34 @@ def test_help_has_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and "examples:" in capsys.readouterr().out
+
+
+def _fit_that_stops(error, epochs=1):
+    """A stand-in for fit that logs ``epochs`` epochs to the run directory, then raises ``error``."""
+
+    def fit(model, *, config, run_dir, verbose, resume=False):
+        run_dir.mkdir(parents=True)
+        lines = [{"epoch": e + 1, "train_loss": 1.0 / (e + 1), "val_loss": 1.5 / (e + 1)} for e in range(epochs)]
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        raise error
+
+    return fit
+
+
+@pytest.mark.parametrize(
+    "error, code", [(KeyboardInterrupt(), 130), (TrainingDiverged("the loss is nan at epoch 2"), 1)]
+)
+def test_an_interrupted_or_diverged_run_still_gets_its_curves(tmp_path, monkeypatch, capsys, error, code):
+    monkeypatch.setattr("squeezelab.cli.train.fit", _fit_that_stops(error))
+    assert main(["train", "dense_ae", "--name", "stopped", "--out-dir", str(tmp_path)]) == code
+    assert (tmp_path / "stopped" / "plots" / "curves.png").stat().st_size > 0
+
+
+def test_no_curves_without_a_finished_epoch_or_off_rank_0(tmp_path, monkeypatch):
+    monkeypatch.setattr("squeezelab.cli.train.fit", _fit_that_stops(KeyboardInterrupt(), epochs=0))
+    assert main(["train", "dense_ae", "--name", "none", "--out-dir", str(tmp_path)]) == 130
+    assert not (tmp_path / "none" / "plots").exists()
+    monkeypatch.setattr("squeezelab.cli.train.fit", _fit_that_stops(KeyboardInterrupt()))
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "dense_ae", "--name", "rank1", "--out-dir", str(tmp_path)]) == 130
+    assert not (tmp_path / "rank1" / "plots").exists()

@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -76,11 +77,11 @@ def test_size_lists_parse_and_bad_ones_exit_2_with_one_line(capsys):
 
 
 def test_none_switches_off_an_optional_option_a_preset_set(capsys):
-    from squeezelab.cli import _given_options
+    from squeezelab.cli.train import train_options
 
     args = build_parser().parse_args(["train", "--preset", "fast-cifar10", "--max-time", "none", "--grad-clip", "2"])
-    assert _given_options(args)["max_time"] is None and _given_options(args)["grad_clip"] == 2.0
-    assert "max_time" not in _given_options(build_parser().parse_args(["train"]))  # not given: the preset's
+    assert train_options(args)["max_time"] is None and train_options(args)["grad_clip"] == 2.0
+    assert "max_time" not in train_options(build_parser().parse_args(["train"]))  # not given: the preset's
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--max-time", "soon"])
     assert exit_.value.code == 2
@@ -97,12 +98,22 @@ def test_installed_command_has_no_traceback_on_bad_name():
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["profile"]])
+COMMANDS = ["models", "profile", "train", "evaluate", "predict", "export", "compare", "demo", "compress", "decompress"]
+
+
+def test_the_parser_has_every_command():
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(sub.choices) == COMMANDS
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
 def test_every_command_has_help_with_examples(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([*command, "--help"])
     assert exit_.value.code == 0
-    assert "examples:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "\nexamples:\n  squeezelab " in out
+    assert out.rstrip().splitlines()[-1].startswith("  squeezelab ")  # the examples close the help
 
 
 def test_parsers():
@@ -114,3 +125,32 @@ def test_parsers():
     }
     with pytest.raises(SqueezelabError):
         parse_shape("0x2x2")
+
+
+@pytest.mark.parametrize(
+    "text, channels_optional, shape",
+    [
+        ("3x64x64", False, (3, 64, 64)),
+        ("3,64,64", False, (3, 64, 64)),
+        ("3x64x64", True, (3, 64, 64)),
+        ("64x48", True, (64, 48)),
+    ],
+)
+def test_parse_shape_takes_cxhxw_and_with_channels_optional_hxw(text, channels_optional, shape):
+    assert parse_shape(text, channels_optional=channels_optional) == shape
+
+
+@pytest.mark.parametrize(
+    "text, channels_optional, message",
+    [
+        ("64x64", False, "--input must look like CxHxW, e.g. 3x224x224, got '64x64'"),
+        ("3by8", False, "--input must look like CxHxW, e.g. 3x224x224, got '3by8'"),
+        ("64", True, "--input must look like CxHxW or HxW, e.g. 3x64x64 or 64x64, got '64'"),
+        ("3x0x4", True, "--input must look like CxHxW or HxW, e.g. 3x64x64 or 64x64, got '3x0x4'"),
+        ("1x2x3x4", True, "--input must look like CxHxW or HxW, e.g. 3x64x64 or 64x64, got '1x2x3x4'"),
+    ],
+)
+def test_parse_shape_names_the_form_it_wants(text, channels_optional, message):
+    with pytest.raises(SqueezelabError) as error:
+        parse_shape(text, channels_optional=channels_optional)
+    assert str(error.value) == message

@@ -1,8 +1,12 @@
+"""The optimizer of a run: which parameters decay, and airbench's Lookahead on top of it."""
+
 import pytest
 import torch
 from torch import nn
 
-from squeezelab.train.lookahead import Lookahead
+from squeezelab.models import create_model
+from squeezelab.train.config import OptimConfig
+from squeezelab.train.optim import Lookahead, make_optimizer
 
 
 def _model():
@@ -46,3 +50,16 @@ def test_sync_ends_a_partial_period_and_is_idle_without_steps():
     lookahead.after_step()  # step 4 of 4: decay 0.5
     lookahead.sync()
     torch.testing.assert_close(model[0].weight, (fast / 3 + fast) / 2)
+
+
+def test_weight_decay_can_spare_batch_norm_and_biases(small_squeezenet):
+    model = create_model("squeezenet_cifar", **small_squeezenet)
+    everything = make_optimizer(OptimConfig(optimizer="sgd", weight_decay=5e-4), model)
+    assert [g["weight_decay"] for g in everything.param_groups] == [5e-4]
+    spared = make_optimizer(OptimConfig(optimizer="sgd", weight_decay=5e-4, decay_norm_and_bias=False), model)
+    decayed, free = spared.param_groups
+    assert decayed["weight_decay"] == 5e-4 and free["weight_decay"] == 0.0
+    assert all(p.dim() == 4 for p in decayed["params"])  # convolution kernels only
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert {id(p) for p in free["params"]} >= {id(m.weight) for m in bn} | {id(m.bias) for m in bn}
+    assert len(decayed["params"]) + len(free["params"]) == len(list(model.parameters()))

@@ -1,0 +1,56 @@
+"""The ``squeezelab`` command: a thin layer over the Python API, one module per subcommand.
+
+Each module has ``add_parser(sub)`` and ``run(args)``. Every mistake a user can make (a name, a shape, a
+file, an option) is a ``SqueezelabError``; ``main`` turns it into one line on stderr and the error's exit
+code (2 for what the user gave, 1 for a failed check), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from squeezelab.cli import (
+    compare,
+    compress,
+    decompress,
+    demo,
+    evaluate,
+    export,
+    models,
+    predict,
+    profile,
+    train,
+)
+from squeezelab.cli.common import Parser, epilog, parse_model_args, parse_shape, rank
+from squeezelab.errors import SqueezelabError
+
+__all__ = ["build_parser", "main", "parse_model_args", "parse_shape"]
+
+COMMANDS = (models, profile, train, evaluate, predict, export, compare, demo, compress, decompress)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="squeezelab",
+        description="Compact SqueezeNet-family networks and autoencoders, measured against traditional ones.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(["squeezelab models", "squeezelab profile squeezenet1_1 --input 3x224x224"]),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SqueezelabError as exc:
+        if rank() == 0:  # under torchrun every process meets the same mistake: one line, not one per process
+            sys.stderr.write(f"squeezelab: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from squeezelab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""``squeezelab models``: the registered models with their parameters and MACs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from squeezelab.cli.common import add_command
+from squeezelab.models import create_model, list_models, model_info
+from squeezelab.profile import count_macs, count_parameters
+from squeezelab.report.text import format_table, human_count
+
+
+def add_parser(sub) -> None:
+    p = add_command(
+        sub,
+        "models",
+        help="list the registered models with parameters and MACs",
+        description="List every registered model with its parameters and MACs at its default input.",
+        examples=["squeezelab models", "squeezelab models --kind autoencoder --json"],
+    )
+    p.add_argument("--kind", choices=["classifier", "autoencoder"], help="only models of this kind")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_models(args.kind):
+        info = model_info(name)
+        with torch.device("meta"):  # counts without allocating AlexNet's 61M weights
+            model = create_model(name)
+        params, _ = count_parameters(model)
+        macs = count_macs(model, info.default_input)
+        rows.append(
+            {
+                "name": name,
+                "kind": info.kind,
+                "input": "x".join(map(str, info.default_input)),
+                "params": params,
+                "macs": macs,
+                "description": info.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [
+        [r["name"], r["kind"], r["input"], f"{r['params']:,}", human_count(r["macs"]), r["description"]] for r in rows
+    ]
+    print(format_table(["model", "kind", "input", "params", "MACs", "description"], table, right=(3, 4)))
+    return 0
