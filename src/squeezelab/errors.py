@@ -10,6 +10,7 @@ import errno
 EXIT_FAILED = 1  # the input was fine, but the result failed its check (a diverged run, an unverified export)
 EXIT_USAGE = 2  # the input was wrong: the message names it and the fix
 EXIT_ENVIRONMENT = 3  # the input was fine, but the machine refused: a full disk, a read-only folder, no permission
+EXIT_INTERRUPTED = 130  # Ctrl-C: the last finished epoch is kept
 
 
 class SqueezelabError(Exception):

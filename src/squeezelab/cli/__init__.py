@@ -2,13 +2,15 @@
 
 Each module has ``add_parser(sub)`` and ``run(args)``. Every mistake a user can make (a name, a shape, a
 file, an option) is a ``SqueezelabError``; ``main`` turns it into one line on stderr and the error's exit
-code (2 for what the user gave, 1 for a failed check), never a traceback.
+code, never a traceback: 0 done, 1 a failed check, 2 what the user gave, 3 the machine (disk full,
+permissions), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from squeezelab.cli import (
@@ -24,7 +26,7 @@ from squeezelab.cli import (
     train,
 )
 from squeezelab.cli.common import Parser, epilog, parse_model_args, parse_shape, rank
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import EXIT_INTERRUPTED, SqueezelabError, storage_error
 
 __all__ = ["build_parser", "main", "parse_model_args", "parse_shape"]
 
@@ -44,13 +46,32 @@ def build_parser() -> Parser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line naming what happened, not the Python source line that raised it."""
+    if rank() == 0:
+        sys.stderr.write(f"squeezelab: warning: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except SqueezelabError as exc:
-        if rank() == 0:  # under torchrun every process meets the same mistake: one line, not one per process
-            sys.stderr.write(f"squeezelab: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            return args.run(args)
+        except OSError as exc:
+            # The disk, quota or permissions: the machine's fault, not the input's (exit 3); any other OSError
+            # names the file and the system's reason.
+            error = storage_error(exc, exc.filename or "a file", "write") or SqueezelabError(
+                f"{exc.filename or 'a file'}: {exc.strerror or exc}"
+            )
+            return _report(error)
+        except SqueezelabError as exc:
+            return _report(exc)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+
+
+def _report(exc: SqueezelabError) -> int:
+    if rank() == 0:  # under torchrun every process meets the same mistake: one line, not one per process
+        sys.stderr.write(f"squeezelab: error: {exc}\n")
+    return exc.exit_code

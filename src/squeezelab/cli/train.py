@@ -11,7 +11,7 @@ from squeezelab.checkpoint import read_metrics
 from squeezelab.cli.common import add_command, parse_model_args, rank, verbosity
 from squeezelab.cli.flags import add_dataclass_flags, given_options
 from squeezelab.errors import ConfigError, FileFormatError
-from squeezelab.train import TrainConfig, fit, preset
+from squeezelab.train import TrainConfig, TrainingDiverged, fit, preset
 from squeezelab.train.distributed import finish_distributed
 
 # Options taken positionally or by their own flags, not generated from TrainConfig.
@@ -97,12 +97,20 @@ def _new_config(args: argparse.Namespace, options: dict) -> tuple[TrainConfig, P
         changes["data"] = args.data
     extra = parse_model_args(args.arg)
     if args.num_classes is not None:
+        if args.num_classes < 1:
+            raise ConfigError(f"--num-classes must be >= 1, got {args.num_classes}")
         extra["num_classes"] = args.num_classes
     cfg = cfg.updated(**changes)
     flat = cfg.to_dict()
     cfg = cfg.updated(model_kwargs={**flat["model_kwargs"], **extra})
     name = args.name or f"{args.preset or flat['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(args.out_dir) / name
+    # One folder inside --out-dir: a separator, '..' or an absolute name would write elsewhere.
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise ConfigError(f"--name must be a single folder name without separators or '..', got {name!r}")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out-dir {out_dir} is a file; give a directory, or one to create")
+    run_dir = out_dir / name
     if rank() == 0 and run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; choose another --name, or --resume {run_dir}")
     return cfg, run_dir
@@ -125,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
     model = cfg.to_dict()["model"]
     try:
         history = fit(model, config=cfg, run_dir=run_dir, resume=bool(args.resume), verbose=verbosity(args))
-    finally:
-        _draw_curves(run_dir, model)
+    except (KeyboardInterrupt, TrainingDiverged):
+        _draw_curves(run_dir, model)  # the epochs it finished are worth seeing; a refused run has none of its own
+        raise
+    _draw_curves(run_dir, model)
     finish_distributed()
     if rank() != 0:
         return 0

@@ -9,6 +9,7 @@ inside the comparison's; ``results.json`` holds every figure with its unit, and 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ import torch
 
 from squeezelab.checkpoint import load_checkpoint, load_weights
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, SqueezelabError
 from squeezelab.experiments.claims import judge
 from squeezelab.io import atomic_write, json_default
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, ssim
@@ -143,10 +144,21 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
     """Train, measure and report every contender; writes results.json, report.md, report.html and plots/."""
     started = time.perf_counter()
     contenders = cfg.contenders()
-    if cfg.epochs < 1:
-        raise SqueezelabError(f"--epochs must be at least 1, got {cfg.epochs}")
-    if cfg.max_time is not None and cfg.max_time <= 0:
-        raise SqueezelabError(f"--max-time must be positive, got {cfg.max_time}")
+    checks = [
+        (cfg.epochs < 1, f"--epochs must be at least 1, got {cfg.epochs}"),
+        # ``not x > 0`` so that NaN, which compares false with everything, is refused too.
+        (
+            cfg.max_time is not None and not 0 < cfg.max_time < math.inf,
+            f"--max-time must be positive, got {cfg.max_time}",
+        ),
+        (cfg.code_size < 1, f"--code-size must be at least 1, got {cfg.code_size}"),
+        (cfg.image_size is not None and cfg.image_size < 1, f"--image-size must be at least 1, got {cfg.image_size}"),
+        (not 0 < cfg.test_fraction < 1, f"test_fraction must be in (0, 1), got {cfg.test_fraction}"),
+        (not 0 <= cfg.validation_split < 1, f"validation_split must be in [0, 1), got {cfg.validation_split}"),
+    ]
+    problems = [message for failed, message in checks if failed]
+    if problems:
+        raise ConfigError("; ".join(problems))
     if (out / "report.md").exists() and not overwrite:
         raise SqueezelabError(f"{out} already holds a report; pass --overwrite or choose another --out")
     for c in contenders:  # an --overwrite replaces only what this comparison writes

@@ -6,6 +6,7 @@ table is measured in this run (parameters, MACs, file bytes, validation metric, 
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from squeezelab.data import load_dataset, split_validation
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, SqueezelabError
 from squeezelab.io import atomic_write
 from squeezelab.profile import count_macs, count_parameters, file_bytes
 from squeezelab.report.plots import plot_bars, plot_curves, plot_reconstructions
@@ -57,6 +58,8 @@ def demo_models(epochs_scale: float = 1.0) -> list[DemoModel]:
 
 
 def run_demo(out: Path, epochs_scale: float = 1.0, overwrite: bool = False, verbose: int = 1) -> list[dict]:
+    if not 0 < epochs_scale < math.inf:  # written so that NaN is refused too
+        raise ConfigError(f"epochs_scale must be a positive number, got {epochs_scale}")
     models = demo_models(epochs_scale)
     report = out / "report.md"
     if report.exists() and not overwrite:

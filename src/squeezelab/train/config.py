@@ -11,6 +11,7 @@ still override.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -309,9 +310,38 @@ def validate_config(cfg: TrainConfig, task_kind: str, device_type: str) -> None:
             f"fp16 autocast needs a CUDA device, not {device_type}; use --bf16 instead",
         ),
     ]
-    problems = [message for failed, message in checks if failed]
+    problems = _out_of_range(cfg) or [message for failed, message in checks if failed]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _out_of_range(cfg: TrainConfig) -> list[str]:
+    """The numbers no run can use: NaN and infinity anywhere (``lr <= 0`` lets NaN through), and bounds that
+    hold whatever the task."""
+    values = cfg.to_dict()
+    problems = [
+        f"{name} must be a finite number, got {value}"
+        for name, value in values.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
+    optim, sched, obj, ev, data = cfg.optim, cfg.sched, cfg.objective, cfg.evaluation, cfg.dataset
+    bounds = [
+        (not 0 <= optim.momentum < 1, f"momentum must be in [0, 1), got {optim.momentum}"),
+        (optim.weight_decay < 0, f"weight_decay must be >= 0, got {optim.weight_decay}"),
+        (optim.grad_clip is not None and optim.grad_clip <= 0, f"grad_clip must be positive, got {optim.grad_clip}"),
+        (sched.warmup_epochs < 0, f"warmup_epochs must be >= 0, got {sched.warmup_epochs}"),
+        (sched.step_size < 1, f"step_size must be >= 1, got {sched.step_size}"),
+        (sched.gamma <= 0, f"gamma must be positive, got {sched.gamma}"),
+        (not 0 <= obj.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {obj.label_smoothing}"),
+        (obj.contractive_weight < 0, f"contractive_weight must be >= 0, got {obj.contractive_weight}"),
+        (obj.n_projections < 1, f"n_projections must be >= 1, got {obj.n_projections}"),
+        (
+            ev.early_stopping is not None and ev.early_stopping < 1,
+            f"early_stopping must be >= 1 validations, got {ev.early_stopping}",
+        ),
+        (data.image_size is not None and data.image_size < 1, f"image_size must be >= 1, got {data.image_size}"),
+    ]
+    return problems + [message for failed, message in bounds if failed]
 
 
 # History and measurements: docs/journal/presets.md

@@ -89,8 +89,10 @@ def flip_parity(cfg: TrainConfig, samples: int, device: torch.device) -> torch.T
     return torch.rand(samples, generator=draw, device=device) < 0.5
 
 
-def check_fits(cfg: TrainConfig, task_kind: str, splits: DataSplits, group: ProcessGroup) -> None:
-    """Refuse the options that, valid on their own, this data or this number of processes cannot take."""
+def check_fits(cfg: TrainConfig, model: nn.Module, task_kind: str, splits: DataSplits, group: ProcessGroup) -> None:
+    """Refuse the options that, valid on their own, this data, this model or this number of processes cannot
+    take: before the first step, not as an IndexError inside it."""
+    _check_model_fits(model, task_kind, splits.train, splits.spec)
     if group.world_size > 1 and cfg.objective.contractive_weight:
         # The penalty runs the encoder outside the model's forward, where DDP cannot see its gradients.
         raise ConfigError("contractive training runs in one process; start it without torchrun")
@@ -105,6 +107,27 @@ def check_fits(cfg: TrainConfig, task_kind: str, splits: DataSplits, group: Proc
         )
     if cfg.optim.batch_size % group.world_size:
         raise ConfigError(f"batch_size {cfg.optim.batch_size} is not divisible by the {group.world_size} processes")
+
+
+def _check_model_fits(model: nn.Module, task_kind: str, data: ImageDataset, spec: str) -> None:
+    channels = getattr(model, "in_chans", None)
+    if channels is not None and channels != data.channels:
+        raise ConfigError(
+            f"the model takes {channels}-channel images but {spec} has {data.channels}; drop --arg in_chans,"
+            f" or set --grayscale {'true' if channels == 1 else 'false'}"
+        )
+    outputs = getattr(model, "num_classes", None)
+    if task_kind == "classification" and outputs is not None and outputs < len(data.classes):
+        raise ConfigError(
+            f"the model has {outputs} outputs but {spec} has {len(data.classes)} classes; drop --num-classes, or"
+            f" give at least {len(data.classes)}"
+        )
+    size = getattr(model, "img_size", None)
+    if task_kind == "reconstruction" and size is not None and tuple(size) != tuple(data.image_size):
+        raise ConfigError(
+            f"the autoencoder is built for {tuple(size)} images but {spec} holds {tuple(data.image_size)};"
+            " drop --arg img_size, or set --image-size"
+        )
 
 
 def _open(role: str, path: str, device: torch.device) -> Checkpoint:

@@ -7,26 +7,62 @@ reads and writes nothing.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from squeezelab.checkpoint import load_checkpoint, save_checkpoint
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import ConfigError, SqueezelabError, storage_error
 from squeezelab.io import atomic_write
 from squeezelab.train.config import TrainConfig
+
+
+def _refusal(exc: OSError, path: Path, action: str) -> SqueezelabError:
+    return storage_error(exc, path, action) or ConfigError(f"cannot {action} {path}: {exc.strerror}")
 
 
 class RunDir:
     def __init__(self, path: Path | None, is_main: bool) -> None:
         self.path = path
         self.writes = path is not None and is_main
+        self.created = False
 
-    def start(self, cfg: TrainConfig) -> None:
-        if self.writes:
-            self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    def start(self, cfg: TrainConfig, resume: bool) -> None:
+        """Write ``config.json``; a new run first claims the folder, so that of two runs given one folder the
+        second is refused instead of interleaving its epochs with the first's."""
+        if not self.writes:
+            return
+        config = self.path / "config.json"
+        if not resume:
+            try:
+                self.path.mkdir(parents=True)
+                self.created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise _refusal(exc, self.path, "create the run directory") from None
+            try:
+                os.close(os.open(config, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                raise SqueezelabError(
+                    f"{self.path} already holds a run (its config.json exists); choose another name, or resume it"
+                ) from None
+            except OSError as exc:
+                raise _refusal(exc, config, "start the run") from None
+        atomic_write(config, json.dumps(cfg.to_dict(), indent=2))
+
+    def abandon(self) -> None:
+        """After a run failed before its first checkpoint: remove what it wrote, so that its name is free again."""
+        if not self.writes or self.path is None or (self.path / "last.safetensors").exists():
+            return
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for name in ("config.json", "metrics.jsonl"):
+            (self.path / name).unlink(missing_ok=True)
 
     def append(self, metrics: dict) -> None:
         if self.writes:

@@ -65,8 +65,13 @@ def fit(
     trainer = Trainer(model, splits, cfg, Path(run_dir) if run_dir is not None else None, verbose)
     if resume:
         trainer.resume()
-    trainer.out.start(cfg)  # on resume too: config.json then records the epochs or budget it was extended to
-    return trainer.run()
+    # On resume too: config.json then records the epochs or budget the run was extended to.
+    trainer.out.start(cfg, resume)
+    try:
+        return trainer.run()
+    except BaseException:
+        trainer.out.abandon()
+        raise
 
 
 @dataclass
@@ -107,7 +112,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.task = prepare.task_of(model, cfg)
         validate_config(cfg, self.task.kind, self.device.type)
-        prepare.check_fits(cfg, self.task.kind, splits, self.group)
+        prepare.check_fits(cfg, model, self.task.kind, splits, self.group)
         # Training steps go through DDP, which averages gradients over processes; evaluation and checkpoints
         # use the plain module.
         self.train_model = self.group.wrap(
