@@ -74,3 +74,9 @@ def storage_error(exc: OSError, path: object, action: str = "write") -> StorageE
     if name not in _STORAGE_FIXES:
         return None
     return StorageError(f"cannot {action} {path}: {_STORAGE_FIXES[name]}")
+
+
+def os_error(exc: OSError, path: object, action: str = "write") -> SqueezelabError:
+    """The one-line error for any ``OSError``: the machine's (``storage_error``, exit 3), else the path's own
+    problem, such as a file where a folder should be (exit 2)."""
+    return storage_error(exc, path, action) or ConfigError(f"cannot {action} {path}: {exc.strerror or exc}")

@@ -58,12 +58,10 @@ def test_a_name_is_one_folder_inside_out_dir(tmp_path, capsys, name):
 
 
 def test_a_full_disk_while_saving_is_exit_3_and_the_failed_run_frees_its_name(tmp_path, capsys, monkeypatch):
-    import squeezelab.train.run_dir as run_dir
-
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "full" / "last.safetensors"))
 
-    monkeypatch.setattr(run_dir, "save_checkpoint", full)
+    monkeypatch.setattr("squeezelab.train.run_dir.save_checkpoint", full)
     assert main([*TINY, "--out-dir", str(tmp_path / "runs"), "--name", "full"]) == 3
     line = _one_line(capsys)
     assert "last.safetensors" in line and "free" in line.lower()

@@ -26,7 +26,7 @@ from squeezelab.cli import (
     train,
 )
 from squeezelab.cli.common import Parser, epilog, parse_model_args, parse_shape, rank
-from squeezelab.errors import EXIT_INTERRUPTED, SqueezelabError, storage_error
+from squeezelab.errors import EXIT_INTERRUPTED, SqueezelabError, os_error
 
 __all__ = ["build_parser", "main", "parse_model_args", "parse_shape"]
 
@@ -59,12 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return args.run(args)
         except OSError as exc:
-            # The disk, quota or permissions: the machine's fault, not the input's (exit 3); any other OSError
-            # names the file and the system's reason.
-            error = storage_error(exc, exc.filename or "a file", "write") or SqueezelabError(
-                f"{exc.filename or 'a file'}: {exc.strerror or exc}"
-            )
-            return _report(error)
+            # The disk, quota or permissions are the machine's fault, not the input's (exit 3).
+            return _report(os_error(exc, exc.filename or "a file", "use"))
         except SqueezelabError as exc:
             return _report(exc)
         except KeyboardInterrupt:

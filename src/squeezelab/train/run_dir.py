@@ -15,13 +15,9 @@ import torch
 from torch import nn
 
 from squeezelab.checkpoint import load_checkpoint, save_checkpoint
-from squeezelab.errors import ConfigError, SqueezelabError, storage_error
+from squeezelab.errors import SqueezelabError, os_error
 from squeezelab.io import atomic_write
 from squeezelab.train.config import TrainConfig
-
-
-def _refusal(exc: OSError, path: Path, action: str) -> SqueezelabError:
-    return storage_error(exc, path, action) or ConfigError(f"cannot {action} {path}: {exc.strerror}")
 
 
 class RunDir:
@@ -43,7 +39,7 @@ class RunDir:
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise _refusal(exc, self.path, "create the run directory") from None
+                raise os_error(exc, self.path, "create the run directory") from None
             try:
                 os.close(os.open(config, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
@@ -51,12 +47,12 @@ class RunDir:
                     f"{self.path} already holds a run (its config.json exists); choose another name, or resume it"
                 ) from None
             except OSError as exc:
-                raise _refusal(exc, config, "start the run") from None
+                raise os_error(exc, config, "start the run") from None
         atomic_write(config, json.dumps(cfg.to_dict(), indent=2))
 
     def abandon(self) -> None:
         """After a run failed before its first checkpoint: remove what it wrote, so that its name is free again."""
-        if not self.writes or self.path is None or (self.path / "last.safetensors").exists():
+        if not self.writes or (self.path / "last.safetensors").exists():
             return
         if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
