@@ -90,7 +90,7 @@ def test_classifier_comparison(tmp_path):
         (["autoencoders", "--data", "digits", "--preset", "slow"], "unknown preset 'slow'"),
         (
             ["autoencoders", "--data", "digits", "--max-time", "0.001", "--models", "squeeze_ae"],
-            "too small to finish one epoch of squeeze_ae",
+            "too small to train one epoch of every model",
         ),
         (["classifiers", "--data", "digits", "--epochs", "0"], "--epochs must be at least 1"),
     ],
@@ -116,3 +116,47 @@ def test_classifiers_need_labels(tmp_path, monkeypatch):
     with pytest.raises(SqueezelabError, match="has no labels: a classifier comparison needs labelled data"):
         run_comparison(CompareConfig("classifiers", "unlabelled"), tmp_path, verbose=0)
     assert torch.is_tensor(unlabelled.train.images)
+
+
+def test_the_budget_is_the_whole_comparisons_and_a_model_cut_short_is_flagged(tmp_path):
+    budgets = []
+    real_fit = compare.fit
+
+    def fit_stopped_by_the_clock(model, data, config, run_dir, verbose):
+        budgets.append(config.sched.max_time)
+        # conv_ae runs out of time after one of its two epochs, as a budget stop would leave it.
+        epochs = 1 if run_dir.name == "conv_ae" else config.sched.epochs
+        return real_fit(model, data, config.updated(epochs=epochs), run_dir=run_dir, verbose=verbose)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compare, "fit", fit_stopped_by_the_clock)
+        models = ("dense_ae", "conv_ae", "squeeze_ae")
+        cfg = CompareConfig("autoencoders", "digits", models=models, epochs=2, max_time=600, image_size=16, code_size=8)
+        results = run_comparison(cfg, tmp_path / "out", verbose=0)
+    rows = {r["model"]: r for r in results["rows"]}
+    assert budgets[0] == 600 and budgets[0] > budgets[1] > budgets[2]  # each model gets what the others left
+    assert rows["conv_ae"]["cut_short"] and rows["conv_ae"]["trained"] == "1 of 2, cut short"
+    assert not rows["squeeze_ae"]["cut_short"] and rows["squeeze_ae"]["trained"] == "2 of 2"
+    assert rows["squeeze_ae"]["design"] == "squeeze" and rows["conv_ae"]["design"] == "traditional"
+    claims = {c["id"]: c for c in results["claims"]}
+    # squeeze_ae is judged against conv_ae, its convolutional counterpart, which did not get its epochs.
+    assert {claims[i]["verdict"] for i in (1, 2, 3)} == {"not measurable here"}
+    assert "cut conv_ae short" in claims[1]["evidence"]
+    assert "1 of 2, cut short" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_sweep_trains_the_grid_beside_the_traditional_models():
+    labels = [c.label for c in CompareConfig("autoencoders", "digits", sweep=True).contenders()]
+    assert labels[:3] == ["dense_ae", "conv_ae", "squeeze_ae"] and len(labels) == 3 + len(compare.SWEEP)
+    with pytest.raises(SqueezelabError, match="--sweep is for compare autoencoders"):
+        CompareConfig("classifiers", "digits", sweep=True).contenders()
+
+
+def test_pareto_front():
+    rows = {
+        "a": {"params": 10, "test_mse": 0.5},
+        "b": {"params": 20, "test_mse": 0.2},
+        "c": {"params": 30, "test_mse": 0.3},  # beaten by b on both
+        "d": {"params": 40, "test_mse": 0.1},
+    }
+    assert compare.pareto_front(rows, "params", "test_mse") == ["a", "b", "d"]

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from squeezelab.errors import InputShapeError
+from squeezelab.errors import ConfigError, InputShapeError
 from squeezelab.models import Autoencoder, create_model, list_models
-from squeezelab.profile import count_parameters
+from squeezelab.profile import count_macs, count_parameters
 
 AUTOENCODERS = list_models("autoencoder")
 
@@ -48,13 +48,30 @@ def test_wrong_shape_names_expected_and_given(name):
         model(torch.rand(2, 3, 32, 32))
 
 
-def test_squeeze_ae_is_at_most_a_quarter_of_dense_ae():
-    squeeze, dense = (count_parameters(create_model(n))[0] for n in ("squeeze_ae", "dense_ae"))
-    assert squeeze * 4 <= dense
+def test_squeeze_ae_costs_less_than_its_convolutional_counterpart():
+    squeeze, conv = create_model("squeeze_ae"), create_model("conv_ae")
+    assert count_parameters(squeeze)[0] == 42_392 and count_parameters(conv)[0] == 111_521
+    assert count_macs(squeeze, (1, 28, 28)) < count_macs(conv, (1, 28, 28))
 
 
-def test_squeeze_ae_uses_fire_modules_in_encoder():
-    from squeezelab.models import Fire
+def test_squeeze_ae_has_fire_modules_on_both_sides():
+    from squeezelab.models import Fire, FireUp
 
-    model = create_model("squeeze_ae")
-    assert sum(isinstance(m, Fire) for m in model.encoder.modules()) == 2
+    model = create_model("squeeze_ae", fire_channels=(16, 32, 64))
+    assert sum(isinstance(m, Fire) for m in model.encoder.modules()) == 3
+    assert sum(isinstance(m, FireUp) for m in model.modules()) == 2
+
+
+@pytest.mark.parametrize("size", [7, 8, 28, 32])
+@pytest.mark.parametrize("chans", [1, 3])
+def test_squeeze_ae_restores_any_size(size, chans):
+    x = torch.rand(2, chans, size, size)
+    assert create_model("squeeze_ae", in_chans=chans, img_size=size)(x).shape == x.shape
+
+
+def test_squeeze_ae_levers_move_its_cost():
+    base = count_parameters(create_model("squeeze_ae"))[0]
+    assert count_parameters(create_model("squeeze_ae", squeeze_ratio=0.5))[0] > base
+    assert count_parameters(create_model("squeeze_ae", pct_3x3=0.25))[0] < base
+    with pytest.raises(ConfigError, match="at least one Fire module"):
+        create_model("squeeze_ae", fire_channels=())

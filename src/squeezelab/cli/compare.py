@@ -11,7 +11,7 @@ from squeezelab.report.render import format_value
 from squeezelab.report.text import format_table
 
 # The flags that override CompareConfig fields of the same name (None: not given, the preset's or the default).
-_OPTIONS = ("epochs", "max_time", "code_size", "image_size", "grayscale", "device", "seed")
+_OPTIONS = ("epochs", "max_time", "code_size", "image_size", "grayscale", "device", "seed", "sweep")
 
 
 def add_parser(sub) -> None:
@@ -21,11 +21,17 @@ def add_parser(sub) -> None:
         help="train squeezed and traditional models under one budget and report them side by side",
         description="Trains every model of a comparison with the same data, recipe and budget, measures size, "
         "compute, speed and test quality, judges the source material's claims, and writes results.json, "
-        "report.md and a self-contained report.html. autoencoders: dense_ae, conv_ae, squeeze_ae, "
-        "contractive_ae, squeeze_ae+contractive, all at one code size. classifiers: squeezenet_cifar (plain, "
-        "+simple bypass, +5x5 expand) against alexnet_cifar.",
+        "report.md and a self-contained report.html. Every model gets the same epochs; --max-time bounds the "
+        "whole comparison, and a model it cuts short is marked and its claims are not measured. A squeeze model "
+        "is judged against its nearest traditional counterpart (same code size, convolutional against "
+        "convolutional). autoencoders: dense_ae, conv_ae, squeeze_ae, contractive_ae, squeeze_ae+contractive, "
+        "all at one code size; --sweep trains a grid of squeeze_ae designs and draws the Pareto front. "
+        "classifiers: squeezenet_cifar (plain, +simple bypass, +5x5 expand) against alexnet_cifar. Presets: "
+        "default (20 epochs, no time limit), quick (3 epochs, at most 480 s of training in all), sweep (the "
+        "grid, 8 epochs, at most 1500 s).",
         examples=[
             "squeezelab compare autoencoders --data mnist:../shared/data/mnist --preset quick",
+            "squeezelab compare autoencoders --data mnist:../shared/data/mnist --preset sweep",
             "squeezelab compare classifiers --data folder:../shared/data/cifar10/cifar10-train-jpg.tar --epochs 15",
             "squeezelab compare autoencoders --data digits --image-size 28 --models dense_ae,squeeze_ae --epochs 3",
         ],
@@ -33,9 +39,10 @@ def add_parser(sub) -> None:
     p.add_argument("kind", choices=["autoencoders", "classifiers"])
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec, as for train")
     p.add_argument("--models", help="comma-separated subset of the comparison's models")
-    p.add_argument("--preset", help="quick: 10 epochs or 150 s per model")
-    p.add_argument("--epochs", type=int, help="epochs per model (default 10)")
-    p.add_argument("--max-time", type=float, help="seconds of training per model")
+    p.add_argument("--preset", help="default, quick or sweep (see above)")
+    p.add_argument("--epochs", type=int, help="epochs, the same for every model (default 20)")
+    p.add_argument("--max-time", type=float, help="seconds of training for the whole comparison")
+    p.add_argument("--sweep", action="store_true", default=None, help="autoencoders: squeeze_ae's design-space grid")
     p.add_argument("--code-size", type=int, help="autoencoders' code size, the same for all (default 32)")
     p.add_argument("--image-size", type=int, help="resize images to this square size")
     p.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None)

@@ -22,27 +22,27 @@ from squeezelab.checkpoint import load_checkpoint, load_weights
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import ConfigError, SqueezelabError
 from squeezelab.experiments.claims import judge
+from squeezelab.experiments.measure import (
+    CONTRACTION_SAMPLES,
+    NOISE_LEVELS,
+    PROBE_SAMPLES,
+    measure_autoencoder,
+    measure_classifier,
+)
 from squeezelab.io import atomic_write, json_default
-from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, ssim
-from squeezelab.models import jacobian_penalty
+from squeezelab.models import Fire, FireUp
 from squeezelab.profile import file_bytes, profile_model
 from squeezelab.report import plots
 from squeezelab.report.plots import plot_curves
 from squeezelab.report.render import render_report
 from squeezelab.train import (
-    Classification,
-    Reconstruction,
     TrainConfig,
     create_model_for,
-    evaluate_split,
     fit,
     resolve_device,
 )
 
 Kind = Literal["autoencoders", "classifiers"]
-NOISE_LEVELS = (0.1, 0.3)  # std of the Gaussian noise added to [0, 1] images for the robustness test
-CONTRACTION_SAMPLES = 1000  # test images whose encoder Jacobian is measured exactly
-PROBE_SAMPLES = 10_000  # training images whose codes fit the linear probe
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,22 @@ CONTENDERS: dict[Kind, dict[str, Contender]] = {
     },
 }
 
+# The design-space sweep (--sweep): squeeze_ae with one of the SqueezeNet paper's levers moved at a time, beside
+# the traditional models, so the report can draw the front of size and compute against error.
+SWEEP: tuple[Contender, ...] = (
+    Contender("squeeze_ae[sr=0.125]", "squeeze_ae", {"squeeze_ratio": 0.125}),
+    Contender("squeeze_ae[sr=0.5]", "squeeze_ae", {"squeeze_ratio": 0.5}),
+    Contender("squeeze_ae[3x3=0.75]", "squeeze_ae", {"pct_3x3": 0.75}),
+    Contender("squeeze_ae[fire=24,48]", "squeeze_ae", {"fire_channels": (24, 48)}),
+    Contender("squeeze_ae[code maps=4,16]", "squeeze_ae", {"encoder_channels": 4, "decoder_channels": 16}),
+)
+SWEEP_BASELINES = ("dense_ae", "conv_ae", "squeeze_ae")
+
 # One recipe per kind, the same for every model in it.
 RECIPES: dict[Kind, TrainConfig] = {
-    "autoencoders": TrainConfig(optimizer="adam", lr=2e-3, batch_size=128, loss="mse", normalize="none"),
+    "autoencoders": TrainConfig(
+        optimizer="adam", lr=2e-3, schedule="cosine", batch_size=128, loss="mse", normalize="none"
+    ),
     "classifiers": TrainConfig(
         optimizer="sgd",
         lr=0.01,
@@ -114,8 +127,8 @@ class CompareConfig:
     kind: Kind
     data: str
     models: tuple[str, ...] = ()  # labels from CONTENDERS; empty: all of the kind
-    epochs: int = 10
-    max_time: float | None = None  # seconds of training per model
+    epochs: int = 20
+    max_time: float | None = None  # seconds of training for the whole comparison, all models together
     code_size: int = 32
     test_fraction: float = 0.1
     validation_split: float = 0.1
@@ -123,9 +136,14 @@ class CompareConfig:
     image_size: int | None = None
     grayscale: bool | None = None
     device: str = "auto"
+    sweep: bool = False  # autoencoders: squeeze_ae's design-space grid (SWEEP) beside dense_ae and conv_ae
 
     def contenders(self) -> list[Contender]:
         known = CONTENDERS[self.kind]
+        if self.sweep:
+            if self.kind != "autoencoders" or self.models:
+                raise ConfigError("--sweep is for compare autoencoders and picks its own models: drop --models")
+            return [known[label] for label in SWEEP_BASELINES] + list(SWEEP)
         unknown = [m for m in self.models if m not in known]
         if unknown:
             raise SqueezelabError(
@@ -134,9 +152,14 @@ class CompareConfig:
         return [known[m] for m in (self.models or tuple(known))]
 
 
+# Each preset's budget; the time limit is for the whole comparison. Timings: the shared MNIST set on two CPU cores.
 PRESETS: dict[str, dict] = {
-    # Finishes on the shared MNIST set (60,000 images) in under 15 minutes on two CPU cores.
-    "quick": {"epochs": 10, "max_time": 150.0},
+    # CompareConfig's defaults: every model trained until the cosine schedule ends, no time limit.
+    "default": {},
+    # A first look in a few minutes: 3 epochs each, at most 8 minutes of training in all.
+    "quick": {"epochs": 3, "max_time": 480.0},
+    # The design-space grid: 8 models, 8 epochs each, at most 25 minutes of training.
+    "sweep": {"epochs": 8, "max_time": 1500.0, "sweep": True},
 }
 
 
@@ -186,7 +209,7 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
     device = resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
 
-    # Build and time every model first: a budget too small for one epoch is refused before any training.
+    # Build and time every model first: a budget too small for one epoch of every model is refused up front.
     models = {}
     for c in contenders:
         torch.manual_seed(cfg.seed)
@@ -194,35 +217,53 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
         model = create_model_for(c.model, kwargs, pool).to(device)
         profile = profile_model(model, tuple(pool.images.shape[1:]), batch_size=256, warmup=2, repeats=5, name=c.label)
         models[c.label] = (model, profile)
-        if cfg.max_time is not None:
-            # Training costs about three forward passes; validation adds a little more.
-            epoch_seconds = len(pool) * (1 - cfg.validation_split) * 3 / profile.throughput
-            if epoch_seconds > cfg.max_time:
-                raise SqueezelabError(
-                    f"--max-time {cfg.max_time:g} s is too small to finish one epoch of {c.label} "
-                    f"(about {epoch_seconds:.0f} s measured); raise it or use fewer images"
-                )
+    if cfg.max_time is not None:
+        # Training costs about three forward passes; validation adds a little more.
+        epoch_seconds = sum(len(pool) * (1 - cfg.validation_split) * 3 / p.throughput for _, p in models.values())
+        if epoch_seconds > cfg.max_time:
+            raise SqueezelabError(
+                f"--max-time {cfg.max_time:g} s is too small to train one epoch of every model "
+                f"(about {epoch_seconds:.2g} s measured); raise it or use fewer images or models"
+            )
 
     rows, histories, samples = {}, {}, {}
+    spent = 0.0  # seconds of training so far: the time budget is the whole comparison's
     for c in contenders:
         model, profile = models[c.label]
         row = {
             "model": c.label,
+            **_design(model),
+            "code_size": getattr(model, "code_size", None),
             "params": profile.params,
             "file_bytes": file_bytes(model),
             "macs": profile.macs,
             "latency_ms": profile.latency_ms,
             "throughput": profile.throughput,
+            "epochs_planned": cfg.epochs,
         }
+        left = None if cfg.max_time is None else cfg.max_time - spent
         try:
-            history = fit(model, train_splits, recipe.updated(**c.train), run_dir=out / c.label, verbose=verbose)
+            if left is not None and left <= 0:
+                raise SqueezelabError("not trained: the comparison's --max-time was spent on the models before it")
+            history = fit(
+                model, train_splits, recipe.updated(max_time=left, **c.train), run_dir=out / c.label, verbose=verbose
+            )
+            spent += history.epochs[-1]["time"]
             plot_curves(history.epochs, out / c.label / "plots" / "curves.png", title=c.label)
             state, meta = load_checkpoint(out / c.label / "best.safetensors")
             load_weights(model, state, str(out / c.label))  # the epoch chosen on validation, not the last
             transform = BatchTransform(tuple(meta["data"]["mean"]), tuple(meta["data"]["std"]))
-            measure = _measure_autoencoder if cfg.kind == "autoencoders" else _measure_classifier
+            measure = measure_autoencoder if cfg.kind == "autoencoders" else measure_classifier
             measured, samples[c.label] = measure(model, transform, pool, test, device, cfg.seed)
-            row.update(status="ok", epochs=len(history.epochs), train_seconds=history.epochs[-1]["time"], **measured)
+            epochs = len(history.epochs)
+            row.update(
+                status="ok",
+                epochs=epochs,
+                cut_short=epochs < cfg.epochs,
+                trained=f"{epochs} of {cfg.epochs}" + (", cut short" if epochs < cfg.epochs else ""),
+                train_seconds=history.epochs[-1]["time"],
+                **measured,
+            )
             histories[c.label] = history.epochs
         except (SqueezelabError, RuntimeError) as exc:  # one model failing must not cost the others
             row.update(status="failed", error=str(exc).strip().splitlines()[0])
@@ -262,13 +303,25 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
     return results
 
 
+def _design(model: torch.nn.Module) -> dict:
+    """What a claim needs to pick a model's counterpart, read from its layers: Fire modules, convolutions."""
+    modules = list(model.modules())
+    return {
+        "design": "squeeze" if any(isinstance(m, (Fire, FireUp)) for m in modules) else "traditional",
+        "convolutional": any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in modules),
+    }
+
+
 def machine_description() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def _summary(cfg: CompareConfig, recipe: TrainConfig) -> str:
     budget = f"{cfg.epochs} epochs" + (
-        f" or {cfg.max_time:g} s of training, whichever comes first" if cfg.max_time else ""
+        f" within {cfg.max_time:g} s of training for the whole comparison (a model the budget cut short is marked, "
+        "and claims about it are not measured)"
+        if cfg.max_time
+        else ""
     )
     if cfg.kind == "autoencoders":
         what = (
@@ -285,71 +338,6 @@ def _summary(cfg: CompareConfig, recipe: TrainConfig) -> str:
     )
 
 
-def _measure_autoencoder(model, transform, pool, test, device, seed) -> tuple[dict, torch.Tensor]:
-    chunks: list[torch.Tensor] = []
-    metrics = evaluate_split(model, Reconstruction(), test, transform, 256, device, outputs=chunks)
-    reconstructions = torch.cat(chunks).clamp(0, 1)
-    target = test.images.float() / 255
-    measured = {
-        "test_mse": metrics["mse"],
-        "test_psnr": metrics["psnr"],
-        "test_ssim": ssim(reconstructions, target).mean().item(),
-    }
-    model.eval()
-    # Exact: as many projections as the code has numbers span the code space.
-    sample = transform.normalize(test.images[:CONTRACTION_SAMPLES]).to(device)
-    norms = [
-        jacobian_penalty(model.encode, part, n_projections=model.code_size, create_graph=False).sqrt()
-        for part in sample.split(100)
-    ]
-    measured["contraction"] = torch.cat(norms).mean().item()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for sigma in NOISE_LEVELS:
-            errors = []
-            for part in target.split(512):
-                noisy = (part + sigma * torch.randn(part.shape, generator=generator)).clamp(0, 1)
-                errors.append(mse(model(noisy.to(device)).float().cpu(), part))
-            measured[f"noisy_mse_{sigma}"] = torch.cat(errors).mean().item()
-    measured["probe_acc"] = _linear_probe(model, transform, pool, test, device, seed)
-    return measured, reconstructions[:8]
-
-
-def _linear_probe(model, transform, pool, test, device, seed) -> float | None:
-    """Accuracy on the test split of a logistic regression fitted to the codes of (part of) the training pool."""
-    if pool.labels is None or test.labels is None:
-        return None
-    from sklearn.linear_model import LogisticRegression  # scikit-learn is slow to import; only probes need it
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    generator = torch.Generator().manual_seed(seed)
-    fit_on = pool.subset(torch.randperm(len(pool), generator=generator)[:PROBE_SAMPLES])
-
-    def codes(data: ImageDataset) -> torch.Tensor:
-        with torch.no_grad():
-            parts = [model.encode(transform.normalize(p).to(device)).float().cpu() for p in data.images.split(512)]
-        return torch.cat(parts).numpy()
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    probe.fit(codes(fit_on), fit_on.labels.numpy())
-    return float(probe.score(codes(test), test.labels.numpy()))
-
-
-def _measure_classifier(model, transform, pool, test, device, seed) -> tuple[dict, torch.Tensor]:
-    chunks: list[torch.Tensor] = []
-    metrics = evaluate_split(model, Classification(), test, transform, 256, device, outputs=chunks)
-    logits = torch.cat(chunks)
-    confusion = confusion_matrix(logits.argmax(1), test.labels, logits.shape[1])
-    measured = {
-        "test_acc1": metrics["acc1"],
-        "test_acc5": metrics["acc5"],
-        "test_loss": metrics["loss"],
-        "per_class": per_class_accuracy(confusion).tolist(),
-    }
-    return measured, confusion
-
-
 def _column(key: str, label: str, unit: str, fmt: str) -> dict:
     return {"key": key, "label": label, "unit": unit, "format": fmt}
 
@@ -360,6 +348,7 @@ _COST_COLUMNS = [
     _column("macs", "MACs", "per image", "si"),
     _column("latency_ms", "latency", "ms, batch 1", "float2"),
     _column("throughput", "throughput", "img/s, batch 256", "count"),
+    _column("trained", "epochs", "trained", "text"),
     _column("train_seconds", "training", "s", "float2"),
 ]
 COLUMNS: dict[Kind, list[dict]] = {
@@ -419,12 +408,18 @@ def _plots(kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, te
             path = plots.plot_reconstructions(test.images[:8].float() / 255, samples, folder / "reconstructions.png")
             add("Originals and reconstructions", path, "The first eight test images and each model's reconstruction.")
         error_key, error_label = "test_mse", "test MSE"
-        points = trained
+        points = {label: row for label, row in trained.items() if not row.get("cut_short")}
     else:
         error_key, error_label = "test_error", "test top-1 error"
         points = {label: {**row, "test_error": 1 - row["test_acc1"]} for label, row in trained.items()}
-    path = plots.plot_pareto(points, error_key, error_label, folder / "pareto.png")
-    add("Size and compute against error", path, "Lower left is better: fewer parameters or MACs, lower test error.")
+    fronts = {cost: pareto_front(points, cost, error_key) for cost in ("params", "macs")}
+    path = plots.plot_pareto(points, error_key, error_label, folder / "pareto.png", fronts=fronts)
+    add(
+        "Size and compute against error",
+        path,
+        "Lower left is better: fewer parameters or MACs, lower test error. The line joins the models no other "
+        "beats on both axes (the Pareto front); models cut short by the budget are left out.",
+    )
     path = plots.plot_histories(histories, "val_loss", folder / "val_loss.png")
     add("Validation loss", path, "Validation loss after each epoch.")
     if kind == "classifiers" and trained:
@@ -432,6 +427,17 @@ def _plots(kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, te
         path = plots.plot_per_class(accuracy, test.classes, folder / "per_class.png")
         add("Per-class accuracy", path, "Test accuracy of each class.")
     return made
+
+
+def pareto_front(rows: dict[str, dict], cost_key: str, error_key: str) -> list[str]:
+    """The models no other model beats on both cost and error, cheapest first."""
+    points = {label: (row[cost_key], row[error_key]) for label, row in rows.items() if row.get(error_key) is not None}
+    front = [
+        label
+        for label, (cost, error) in points.items()
+        if not any(c <= cost and e <= error and (c, e) != (cost, error) for c, e in points.values())
+    ]
+    return sorted(front, key=lambda label: points[label])
 
 
 def _test_split(splits: DataSplits, cfg: CompareConfig) -> tuple[ImageDataset, ImageDataset, str]:

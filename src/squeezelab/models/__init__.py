@@ -3,7 +3,7 @@
 from squeezelab.models import alexnet, autoencoders, contractive, squeezenet  # noqa: F401  (registers models)
 from squeezelab.models.autoencoders import Autoencoder
 from squeezelab.models.contractive import jacobian_penalty
-from squeezelab.models.fire import Fire
+from squeezelab.models.fire import Fire, FireUp
 from squeezelab.models.fold import fold_batch_norm, for_inference
 from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from squeezelab.models.squeezenet import load_torchvision_weights
@@ -11,6 +11,7 @@ from squeezelab.models.squeezenet import load_torchvision_weights
 __all__ = [
     "Autoencoder",
     "Fire",
+    "FireUp",
     "ModelInfo",
     "create_model",
     "fold_batch_norm",

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from squeezelab.errors import ConfigError
 from squeezelab.models._checks import check_images, pair
-from squeezelab.models.fire import Fire
+from squeezelab.models.fire import FireUp, fire_for
 from squeezelab.models.registry import register_model
 
 
@@ -154,25 +155,17 @@ def conv_ae(
     return ConvAutoencoder(in_chans, img_size, channels, code_size)
 
 
-class FireUp(nn.Module):
-    """Decoder counterpart of Fire: squeeze with 1x1 at low resolution, upsample, then expand 1x1 | 3x3.
+class SqueezeAutoencoder(Autoencoder):
+    """Fire modules on both sides of a linear code, built with the SqueezeNet paper's levers.
 
-    Squeezing before upsampling keeps the expensive 3x3 expand on few input channels, the same economy
-    the encoder's Fire module makes.
+    Encoder: a stride-2 3x3 stem, then Fire modules with a max-pool before each but the first, then a 1x1
+    convolution down to ``encoder_channels`` maps. Decoder: the code unfolds to ``decoder_channels`` maps,
+    FireUp modules (squeeze, upsample, expand) climb back up, and a 3x3 convolution to 4 maps per channel
+    is pixel-shuffled to full size, the sub-pixel head that spares a full-resolution layer. The linear maps
+    to and from the code hold most of the parameters, so the decoder gets more maps than the encoder:
+    measured on MNIST, the reconstruction needs them more.
     """
 
-    def __init__(self, inplanes: int, squeeze_planes: int, out_planes: int) -> None:
-        super().__init__()
-        self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1)
-        self.expand1x1 = nn.Conv2d(squeeze_planes, out_planes // 2, kernel_size=1)
-        self.expand3x3 = nn.Conv2d(squeeze_planes, out_planes - out_planes // 2, kernel_size=3, padding=1)
-
-    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        s = F.interpolate(F.relu(self.squeeze(x)), size=size, mode="nearest")
-        return F.relu(torch.cat([self.expand1x1(s), self.expand3x3(s)], 1))
-
-
-class SqueezeAutoencoder(Autoencoder):
     def __init__(
         self,
         in_chans: int,
@@ -180,34 +173,34 @@ class SqueezeAutoencoder(Autoencoder):
         stem_channels: int,
         fire_channels: Sequence[int],
         squeeze_ratio: float,
-        bottleneck_channels: int,
+        pct_3x3: float,
+        encoder_channels: int,
+        decoder_channels: int,
         code_size: int,
     ) -> None:
         super().__init__("squeeze_ae", in_chans, img_size, code_size)
-        self.sizes = _halvings(self.img_size, len(fire_channels) + 1)
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, padding=1), nn.ReLU(inplace=True))
+        if not fire_channels:
+            raise ConfigError("squeeze_ae needs at least one Fire module: give fire_channels")
+        self.sizes = _halvings(self.img_size, len(fire_channels))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True))
         widths = [stem_channels, *fire_channels]
         encoder: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            squeeze = max(1, round(squeeze_ratio * c_out))
-            encoder += [nn.MaxPool2d(2, ceil_mode=True), Fire(c_in, squeeze, c_out // 2, c_out - c_out // 2)]
-        encoder += [
-            nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(widths[-1], bottleneck_channels, kernel_size=1),
-            nn.ReLU(inplace=True),
-        ]
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            if i:
+                encoder.append(nn.MaxPool2d(2, ceil_mode=True))
+            encoder.append(fire_for(c_in, c_out, squeeze_ratio, pct_3x3))
+        encoder += [nn.Conv2d(widths[-1], encoder_channels, kernel_size=1), nn.ReLU(inplace=True)]
         self.encoder = nn.Sequential(*encoder)
         h, w = self.sizes[-1]
-        self.bottleneck = (bottleneck_channels, h, w)
         # The code is linear: a ReLU here would waste code dimensions that land on zero.
-        self.to_code = nn.Linear(bottleneck_channels * h * w, code_size)
-        self.from_code = nn.Linear(code_size, bottleneck_channels * h * w)
-        rev = [bottleneck_channels, *widths[::-1]]
+        self.to_code = nn.Linear(encoder_channels * h * w, code_size)
+        self.from_code = nn.Linear(code_size, decoder_channels * h * w)
+        self.unfolded = (decoder_channels, h, w)
+        rising = [decoder_channels, *fire_channels[-2::-1]]
         self.up = nn.ModuleList(
-            FireUp(c_in, max(1, round(squeeze_ratio * c_out)), c_out)
-            for c_in, c_out in zip(rev[:-1], rev[1:], strict=True)
+            FireUp(c_in, c_out, squeeze_ratio, pct_3x3) for c_in, c_out in zip(rising[:-1], rising[1:], strict=True)
         )
-        self.head = nn.Conv2d(stem_channels, in_chans, 3, padding=1)
+        self.head = nn.Conv2d(rising[-1], in_chans * 4, 3, padding=1)
         # PyTorch's default init shrinks activations through this many thin layers until the sigmoid output is
         # constant and training stalls (measured: no progress in 5 MNIST epochs); He init keeps their scale.
         for m in self.modules():
@@ -220,10 +213,11 @@ class SqueezeAutoencoder(Autoencoder):
         return self.to_code(self.encoder(self.stem(x)).flatten(1))
 
     def decode(self, code: Tensor) -> Tensor:
-        x = F.relu(self.from_code(code)).view(code.shape[0], *self.bottleneck)
-        for up, size in zip(self.up, self.sizes[-2::-1], strict=True):
+        x = F.relu(self.from_code(code)).view(code.shape[0], *self.unfolded)
+        for up, size in zip(self.up, self.sizes[-2:0:-1], strict=True):
             x = up(x, size)
-        return torch.sigmoid(self.head(x))
+        x = F.pixel_shuffle(self.head(x), 2)  # the stem's stride undone: odd sizes come out one larger
+        return torch.sigmoid(x[..., : self.img_size[0], : self.img_size[1]])
 
 
 @register_model("autoencoder", (1, 28, 28))
@@ -233,10 +227,20 @@ def squeeze_ae(
     stem_channels: int = 16,
     fire_channels: Sequence[int] = (32, 64),
     squeeze_ratio: float = 0.25,
-    bottleneck_channels: int = 8,
+    pct_3x3: float = 0.5,
+    encoder_channels: int = 8,
+    decoder_channels: int = 12,
     code_size: int = 32,
 ) -> SqueezeAutoencoder:
-    """Squeeze autoencoder: Fire modules in the encoder, Fire-style (squeeze, upsample, expand) decoder."""
+    """Squeeze autoencoder: Fire encoder, FireUp decoder with a pixel-shuffle head; the paper's levers as options."""
     return SqueezeAutoencoder(
-        in_chans, img_size, stem_channels, fire_channels, squeeze_ratio, bottleneck_channels, code_size
+        in_chans,
+        img_size,
+        stem_channels,
+        fire_channels,
+        squeeze_ratio,
+        pct_3x3,
+        encoder_channels,
+        decoder_channels,
+        code_size,
     )

@@ -71,3 +71,28 @@ class Fire(nn.Module):
         elif self.bypass_kind == "identity":
             out = out + x
         return out
+
+
+def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> Fire:
+    """A Fire module from the paper's design-space levers: squeeze ratio and share of 3x3 expand filters."""
+    expand3x3 = round(pct_3x3 * out_planes)
+    return Fire(inplanes, max(1, round(squeeze_ratio * out_planes)), out_planes - expand3x3, expand3x3)
+
+
+class FireUp(nn.Module):
+    """Decoder counterpart of Fire: squeeze with 1x1 at low resolution, upsample, then expand 1x1 | 3x3.
+
+    Squeezing before upsampling keeps the expensive 3x3 expand on few input channels, the same economy
+    the encoder's Fire module makes.
+    """
+
+    def __init__(self, inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> None:
+        super().__init__()
+        expand3x3 = round(pct_3x3 * out_planes)
+        self.squeeze = nn.Conv2d(inplanes, max(1, round(squeeze_ratio * out_planes)), kernel_size=1)
+        self.expand1x1 = nn.Conv2d(self.squeeze.out_channels, out_planes - expand3x3, kernel_size=1)
+        self.expand3x3 = nn.Conv2d(self.squeeze.out_channels, expand3x3, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        s = nn.functional.interpolate(torch.relu(self.squeeze(x)), size=size, mode="nearest")
+        return torch.relu(torch.cat([self.expand1x1(s), self.expand3x3(s)], 1))

@@ -238,12 +238,18 @@ def plot_bars(
 
 
 def plot_pareto(
-    points: dict[str, dict[str, float]], error_key: str, error_label: str, path: str | os.PathLike, title: str = ""
+    points: dict[str, dict[str, float]],
+    error_key: str,
+    error_label: str,
+    path: str | os.PathLike,
+    title: str = "",
+    fronts: dict[str, Sequence[str]] | None = None,
 ) -> Path:
     """Test error against parameters and against MACs per sample, log-scaled axes, one labelled point per model.
 
     ``points`` maps a model to its figures (``params``, ``macs`` and ``error_key``); models missing a figure
-    are left out. The lower left of each panel is better: small and accurate.
+    are left out. The lower left of each panel is better: small and accurate. ``fronts`` names, per axis
+    (``params``, ``macs``), the models to join with a dashed line, cheapest first: the Pareto front.
     """
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     for ax, (key, label) in zip(
@@ -255,6 +261,10 @@ def plot_pareto(
                 continue
             ax.scatter(x, y, s=50, color=f"C{i}")
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+        front = [(points[name][key], points[name][error_key]) for name in (fronts or {}).get(key, ()) if name in points]
+        if len(front) > 1:
+            ax.plot(*zip(*front, strict=True), linestyle="--", color="grey", zorder=0, label="Pareto front")
+            ax.legend(fontsize="small")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"{label} (log scale)")
