@@ -75,3 +75,5 @@ def test_squeeze_ae_levers_move_its_cost():
     assert count_parameters(create_model("squeeze_ae", pct_3x3=0.25))[0] < base
     with pytest.raises(ConfigError, match="at least one Fire module"):
         create_model("squeeze_ae", fire_channels=())
+    with pytest.raises(ConfigError, match=r"pct_3x3 in \[0, 1\]"):
+        create_model("squeeze_ae", pct_3x3=1.5)

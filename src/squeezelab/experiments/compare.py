@@ -256,11 +256,12 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
             measure = measure_autoencoder if cfg.kind == "autoencoders" else measure_classifier
             measured, samples[c.label] = measure(model, transform, pool, test, device, cfg.seed)
             epochs = len(history.epochs)
+            cut_short = epochs < cfg.epochs
             row.update(
                 status="ok",
                 epochs=epochs,
-                cut_short=epochs < cfg.epochs,
-                trained=f"{epochs} of {cfg.epochs}" + (", cut short" if epochs < cfg.epochs else ""),
+                cut_short=cut_short,
+                trained=f"{epochs} of {cfg.epochs}" + (", cut short" if cut_short else ""),
                 train_seconds=history.epochs[-1]["time"],
                 **measured,
             )

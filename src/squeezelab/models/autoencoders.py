@@ -16,7 +16,7 @@ from torch import Tensor, fx, nn
 
 from squeezelab.errors import ConfigError
 from squeezelab.models._checks import check_images, pair
-from squeezelab.models.fire import FireUp, fire_for
+from squeezelab.models.fire import FireUp, check_levers, fire_for
 from squeezelab.models.registry import register_model
 
 
@@ -181,6 +181,7 @@ class SqueezeAutoencoder(Autoencoder):
         super().__init__("squeeze_ae", in_chans, img_size, code_size)
         if not fire_channels:
             raise ConfigError("squeeze_ae needs at least one Fire module: give fire_channels")
+        check_levers(squeeze_ratio, pct_3x3)
         self.sizes = _halvings(self.img_size, len(fire_channels))
         self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True))
         widths = [stem_channels, *fire_channels]

@@ -73,10 +73,21 @@ class Fire(nn.Module):
         return out
 
 
-def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> Fire:
-    """A Fire module from the paper's design-space levers: squeeze ratio and share of 3x3 expand filters."""
+def check_levers(squeeze_ratio: float, pct_3x3: float) -> None:
+    """The paper's design-space levers (section 5): the squeeze ratio and the share of 3x3 expand filters."""
+    if not 0 < squeeze_ratio <= 1 or not 0 <= pct_3x3 <= 1:
+        raise ConfigError("squeeze_ratio must be in (0, 1] and pct_3x3 in [0, 1]")
+
+
+def _planes(out_planes: int, squeeze_ratio: float, pct_3x3: float) -> tuple[int, int, int]:
+    """(squeeze, expand 1x1, expand 3x3) planes of a module with ``out_planes`` outputs, from the levers."""
     expand3x3 = round(pct_3x3 * out_planes)
-    return Fire(inplanes, max(1, round(squeeze_ratio * out_planes)), out_planes - expand3x3, expand3x3)
+    return max(1, round(squeeze_ratio * out_planes)), out_planes - expand3x3, expand3x3
+
+
+def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> Fire:
+    """A Fire module with ``out_planes`` outputs, its squeeze and expand planes set by the levers."""
+    return Fire(inplanes, *_planes(out_planes, squeeze_ratio, pct_3x3))
 
 
 class FireUp(nn.Module):
@@ -88,10 +99,10 @@ class FireUp(nn.Module):
 
     def __init__(self, inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> None:
         super().__init__()
-        expand3x3 = round(pct_3x3 * out_planes)
-        self.squeeze = nn.Conv2d(inplanes, max(1, round(squeeze_ratio * out_planes)), kernel_size=1)
-        self.expand1x1 = nn.Conv2d(self.squeeze.out_channels, out_planes - expand3x3, kernel_size=1)
-        self.expand3x3 = nn.Conv2d(self.squeeze.out_channels, expand3x3, kernel_size=3, padding=1)
+        squeeze, expand1x1, expand3x3 = _planes(out_planes, squeeze_ratio, pct_3x3)
+        self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         s = nn.functional.interpolate(torch.relu(self.squeeze(x)), size=size, mode="nearest")

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models._checks import check_images
-from squeezelab.models.fire import Fire
+from squeezelab.models.fire import Fire, check_levers
 from squeezelab.models.registry import register_model
 
 
@@ -142,8 +142,7 @@ def squeezenet_cifar(
     """
     if bypass not in ("none", "simple", "complex"):
         raise SqueezelabError(f"bypass must be 'none', 'simple' or 'complex', got {bypass!r}")
-    if not 0 < squeeze_ratio <= 1 or not 0 <= pct_3x3 <= 1:
-        raise SqueezelabError("squeeze_ratio must be in (0, 1] and pct_3x3 in [0, 1]")
+    check_levers(squeeze_ratio, pct_3x3)
     layers: list[nn.Module] = [nn.Conv2d(in_chans, stem_channels, kernel_size=3, padding=1, bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(stem_channels))
