@@ -6,10 +6,11 @@ their subpackages, since a function re-exported here under the subpackage's own 
 
 from squeezelab.data import load_dataset
 from squeezelab.inference import evaluate, load_model, predict
-from squeezelab.models import create_model, list_models
+from squeezelab.models import list_models
 from squeezelab.profile import profile_model
 from squeezelab.train import fit
 from squeezelab.version import __version__
+from squeezelab.weights import create_model, list_weights
 
 __all__ = [
     "__version__",
@@ -17,6 +18,7 @@ __all__ = [
     "evaluate",
     "fit",
     "list_models",
+    "list_weights",
     "load_dataset",
     "load_model",
     "predict",

@@ -1,7 +1,8 @@
 """Using a trained model: ``load_model``, ``evaluate`` on a dataset split, ``predict`` on image files.
 
 The one place that dispatches on a model file's format: a run directory or ``.safetensors`` checkpoint, a
-compressed ``.sqz`` file, or (for ``predict``) an exported ``.onnx`` or TorchScript ``.pt`` file.
+compressed ``.sqz`` file, shipped ``MODEL:WEIGHTS``, or (for ``predict``) an exported ``.onnx`` or TorchScript
+``.pt`` file.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from squeezelab.io import atomic_write
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
 from squeezelab.models import for_inference
 from squeezelab.train import Classification, Reconstruction, evaluate_split, resolve_device, task_for
+from squeezelab.weights import open_pretrained, parse_weights_spec
 
 
 def open_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    """A run directory (its best checkpoint), a ``.safetensors`` checkpoint or a compressed ``.sqz`` file."""
+    """A run directory (its best checkpoint), a ``.safetensors`` checkpoint, a compressed ``.sqz`` file or
+    shipped weights named ``MODEL:WEIGHTS`` (e.g. ``squeezenet_cifar:cifar10``)."""
+    spec = parse_weights_spec(str(path))
+    if spec is not None:
+        ckpt = open_pretrained(*spec)
+        ckpt.model.to(resolve_device(device))
+        return ckpt
     if Path(path).suffix == ".sqz":
         if not Path(path).is_file():
             raise FileFormatError(f"compressed model not found: {path}")
@@ -193,10 +201,12 @@ def predict(
     on_bad_image: str = "error",
     device: str = "cpu",
 ) -> list[dict]:
-    """Classifiers: the top-k labels with probabilities per image. Autoencoders: the reconstruction error.
+    """One dict per image, in input order. Classifiers: ``path``, the best ``label`` (class name), its ``index``
+    and ``probability``, and ``top``: the ``top_k`` best as such dicts. Autoencoders: ``path``, ``mse``, ``psnr``.
 
-    ``checkpoint`` is a run directory, a checkpoint, or a file written by ``export``: ``.onnx`` (run with
-    onnxruntime) or TorchScript ``.pt``, which run on the CPU. ``images`` are files or folders of them.
+    ``checkpoint`` is a run directory, a checkpoint, shipped ``MODEL:WEIGHTS``, or a file written by ``export``:
+    ``.onnx`` (run with onnxruntime) or TorchScript ``.pt``, which run on the CPU. ``images`` are files or
+    folders of them (searched recursively).
     """
     from squeezelab.export.runtime import (  # not at the top: squeezelab.export builds on this module
         format_of,
@@ -220,22 +230,20 @@ def predict(
         _image_paths(images), size=height, grayscale=channels == 1, on_bad_image=on_bad_image
     )
     outputs = _outputs(model, ImageDataset(pixels, None, [], "predict"), source.transform, batch_size, model_device)
-    results = []
     if reconstructs:
         target = pixels.float() / 255
         errors, quality = mse(outputs, target).tolist(), psnr(outputs, target).tolist()
-        for path, error, db in zip(paths, errors, quality, strict=True):
-            results.append({"image": str(path), "mse": error, "psnr": db})
-        return results
+        return [
+            {"path": str(path), "mse": error, "psnr": db}
+            for path, error, db in zip(paths, errors, quality, strict=True)
+        ]
     probabilities = outputs.softmax(1)
-    k = min(top_k, probabilities.shape[1])
-    top = probabilities.topk(k, dim=1)
+    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
+    results = []
     for path, values, indices in zip(paths, top.values.tolist(), top.indices.tolist(), strict=True):
-        labels = [source.classes[i] if i < len(source.classes) else str(i) for i in indices]
-        results.append(
-            {
-                "image": str(path),
-                "top": [{"label": lab, "probability": p} for lab, p in zip(labels, values, strict=True)],
-            }
-        )
+        ranked = [
+            {"label": source.classes[i] if i < len(source.classes) else str(i), "index": i, "probability": p}
+            for p, i in zip(values, indices, strict=True)
+        ]
+        results.append({"path": str(path), **ranked[0], "top": ranked})
     return results

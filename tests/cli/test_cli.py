@@ -98,7 +98,19 @@ def test_installed_command_has_no_traceback_on_bad_name():
     assert "Traceback" not in result.stderr
 
 
-COMMANDS = ["models", "profile", "train", "evaluate", "predict", "export", "compare", "demo", "compress", "decompress"]
+COMMANDS = [
+    "models",
+    "weights",
+    "profile",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "compare",
+    "demo",
+    "compress",
+    "decompress",
+]
 
 
 def test_the_parser_has_every_command():

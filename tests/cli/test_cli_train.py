@@ -115,10 +115,11 @@ def _digit_png(path, size=20):
 def test_predict_classifier_and_autoencoder(trained, tmp_path, capsys):
     images = [str(_digit_png(tmp_path / "one.png")), str(_digit_png(tmp_path / "other.png", 40))]
     assert main(["predict", str(trained / "clf"), *images, "--top-k", "3", "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
-    assert [r["image"] for r in results] == images
-    assert all(len(r["top"]) == 3 for r in results)
-    assert all(sum(t["probability"] for t in r["top"]) <= 1 + 1e-6 for r in results)
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in results] == images
+    assert all(len(r["top3"]) == 3 for r in results)
+    assert all(sum(t["probability"] for t in r["top3"]) <= 1 + 1e-6 for r in results)
+    assert all((r["label"], r["index"], r["probability"]) == tuple(r["top3"][0].values()) for r in results)
     assert main(["predict", str(trained / "ae"), *images]) == 0
     assert "PSNR" in capsys.readouterr().out
 
@@ -130,7 +131,7 @@ def test_predict_skips_bad_images_when_asked(trained, tmp_path, capsys):
     assert main(["predict", str(trained / "clf"), good, str(bad)]) == 2
     assert "bad.png" in capsys.readouterr().err
     assert main(["predict", str(trained / "clf"), good, str(bad), "--on-bad-image", "skip", "--json"]) == 0
-    assert [r["image"] for r in json.loads(capsys.readouterr().out)] == [good]
+    assert [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()] == [good]
 
 
 @pytest.mark.parametrize(

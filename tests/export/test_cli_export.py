@@ -18,7 +18,7 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 def _predict(capsys, *args) -> tuple[list[dict], str]:
     """(JSON results, table) of one prediction, both through main()."""
     assert main(["predict", *args, "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert main(["predict", *args]) == 0
     return results, capsys.readouterr().out
 
@@ -36,8 +36,8 @@ def test_exported_classifier_predicts_the_checkpoints_labels(fmt, make_checkpoin
     got, table = _predict(capsys, str(exported), *images, "--top-k", "3")
     assert table == expected_table
     for mine, theirs in zip(got, expected, strict=True):
-        assert [t["label"] for t in mine["top"]] == [t["label"] for t in theirs["top"]]
-        for a, b in zip(mine["top"], theirs["top"], strict=True):
+        assert [t["label"] for t in mine["top3"]] == [t["label"] for t in theirs["top3"]]
+        for a, b in zip(mine["top3"], theirs["top3"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
 
 
@@ -67,7 +67,7 @@ def test_predict_takes_folders_batches_and_skips_bad_images(make_checkpoint, wri
     assert main(["predict", str(model), str(folder), "--batch", "2", "--on-bad-image", "skip", "--json"]) == 0
     out, err = capsys.readouterr()
     assert err.startswith("squeezelab: warning: skipped 1 unreadable") and "bad.png" in err
-    images = [r["image"] for r in json.loads(out)]
+    images = [json.loads(line)["path"] for line in out.splitlines()]
     assert images == [str(folder / "1.png"), str(folder / "sub/2.jpg"), str(folder / "sub/deeper/3.png")]
 
 

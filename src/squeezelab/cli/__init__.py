@@ -24,13 +24,14 @@ from squeezelab.cli import (
     predict,
     profile,
     train,
+    weights,
 )
 from squeezelab.cli.common import Parser, epilog, parse_model_args, parse_shape, rank
 from squeezelab.errors import EXIT_INTERRUPTED, SqueezelabError, os_error
 
 __all__ = ["build_parser", "main", "parse_model_args", "parse_shape"]
 
-COMMANDS = (models, profile, train, evaluate, predict, export, compare, demo, compress, decompress)
+COMMANDS = (models, weights, profile, train, evaluate, predict, export, compare, demo, compress, decompress)
 
 
 def build_parser() -> Parser:

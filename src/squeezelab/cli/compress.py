@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
             "squeezelab compress runs/my-run --int8 --out runs/my-run-compressed",
         ],
     )
-    p.add_argument("source", nargs="?", help="run directory or checkpoint (omit with --model)")
+    p.add_argument("source", nargs="?", help="run directory, checkpoint or shipped MODEL:WEIGHTS (omit with --model)")
     p.add_argument("--model", help="compress a freshly initialised registry model instead (no fine-tuning)")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, with --model")
     p.add_argument("--int8", action="store_true", help="also measure post-training static int8 against fp32")

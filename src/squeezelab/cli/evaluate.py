@@ -9,6 +9,7 @@ from pathlib import Path
 from squeezelab.cli.common import add_command
 from squeezelab.inference import evaluate
 from squeezelab.report.text import format_table
+from squeezelab.weights import parse_weights_spec
 
 
 def add_parser(sub) -> None:
@@ -20,11 +21,16 @@ def add_parser(sub) -> None:
         "MSE, PSNR, SSIM and a PNG of originals and reconstructions.",
         examples=[
             "squeezelab evaluate runs/sqz --split val",
+            "squeezelab evaluate squeezenet_cifar:cifar10 --data cifar10:data/cifar10 --split test --json",
             "squeezelab evaluate runs/sqz/best.safetensors --data cifar10:data/cifar10 --split test --json",
             "squeezelab evaluate runs/fast --split val --tta-flip --tta-translate",
         ],
     )
-    p.add_argument("checkpoint", metavar="RUN|CHECKPOINT", help="a run directory or a .safetensors checkpoint")
+    p.add_argument(
+        "checkpoint",
+        metavar="MODEL:WEIGHTS|RUN|CHECKPOINT",
+        help="shipped weights, a run directory, a .safetensors checkpoint or a .sqz file",
+    )
     p.add_argument("--data", metavar="SPEC", help="dataset (default: the one the model was trained on)")
     p.add_argument(
         "--split",
@@ -33,7 +39,7 @@ def add_parser(sub) -> None:
         help="test: the dataset's own; val: the part the run held out (default: test)",
     )
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--out", help="folder for the PNG and JSON (default: the run directory)")
+    p.add_argument("--out", help="folder for the PNG and JSON (default: the run directory; none for MODEL:WEIGHTS)")
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--tta-flip",
@@ -53,7 +59,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = args.out
-    if out is None:
+    if out is None and parse_weights_spec(args.checkpoint) is None:  # shipped weights: no folder of their own
         source = Path(args.checkpoint)
         out = source if source.is_dir() else source.parent
     result = evaluate(

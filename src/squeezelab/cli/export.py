@@ -10,6 +10,7 @@ from squeezelab.errors import ConfigError
 from squeezelab.export import SUFFIXES, export
 from squeezelab.inference import open_checkpoint
 from squeezelab.report.text import human_bytes
+from squeezelab.weights import parse_weights_spec
 
 
 def add_parser(sub) -> None:
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
         "with 1. ONNX needs the onnx extra: pip install 'squeezelab[onnx]'.",
         examples=[
             "squeezelab export runs/sqz",
+            "squeezelab export squeezenet_cifar:cifar10 --format torchscript",
             "squeezelab export runs/sqz --format torchscript -o deploy/sqz.pt",
             "squeezelab export runs/sqz --int8",
             "squeezelab export runs/imagenet/best.safetensors --input 3x160x160 -o sqz160.onnx",
@@ -37,7 +39,10 @@ def add_parser(sub) -> None:
         ],
     )
     p.add_argument(
-        "source", metavar="RUN|CHECKPOINT|SQZ", help="a run directory, a .safetensors checkpoint or a .sqz file"
+        "source",
+        metavar="MODEL:WEIGHTS|RUN|CHECKPOINT|SQZ",
+        help="shipped weights (written to ./MODEL.WEIGHTS.onnx by default), a run directory, a .safetensors "
+        "checkpoint or a .sqz file",
     )
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default: onnx")
     p.add_argument(
@@ -56,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--int8 writes ONNX (QDQ, run by onnxruntime) only; drop --format {args.format}")
     size = parse_shape(args.input, channels_optional=True) if args.input else None
     ckpt = open_checkpoint(args.source)
-    default_name = ckpt.path.with_name(ckpt.path.stem + "-int8") if args.int8 else ckpt.path
+    spec = parse_weights_spec(args.source)
+    # Shipped weights live inside the installed package: their export goes to the working folder instead.
+    base = Path(".".join(spec)) if spec else ckpt.path
+    default_name = base.with_name(base.stem + "-int8") if args.int8 else base
     out = Path(args.out) if args.out else default_name.with_suffix(SUFFIXES[args.format])
     result = export(ckpt, out, format=args.format, input_size=size, verify=not args.no_verify, int8=args.int8)
     shape = "x".join(map(str, result.input_shape))

@@ -11,6 +11,7 @@ from squeezelab.cli.common import add_command
 from squeezelab.models import create_model, list_models, model_info
 from squeezelab.profile import count_macs, count_parameters
 from squeezelab.report.text import format_table, human_count
+from squeezelab.weights import list_weights
 
 
 def add_parser(sub) -> None:
@@ -18,7 +19,8 @@ def add_parser(sub) -> None:
         sub,
         "models",
         help="list the registered models with parameters and MACs",
-        description="List every registered model with its parameters and MACs at its default input.",
+        description="List every registered model with its parameters and MACs at its default input, and the "
+        "weights shipped for it (MODEL:WEIGHTS) with their held-out figures; 'squeezelab weights list' shows more.",
         examples=["squeezelab models", "squeezelab models --kind autoencoder --json"],
     )
     p.add_argument("--kind", choices=["classifier", "autoencoder"], help="only models of this kind")
@@ -42,13 +44,33 @@ def run(args: argparse.Namespace) -> int:
                 "params": params,
                 "macs": macs,
                 "description": info.description,
+                "weights": {card.name: card.metrics for card in list_weights(name)},
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     table = [
-        [r["name"], r["kind"], r["input"], f"{r['params']:,}", human_count(r["macs"]), r["description"]] for r in rows
+        [
+            r["name"],
+            r["kind"],
+            r["input"],
+            f"{r['params']:,}",
+            human_count(r["macs"]),
+            _weights(r["weights"]),
+            r["description"],
+        ]
+        for r in rows
     ]
-    print(format_table(["model", "kind", "input", "params", "MACs", "description"], table, right=(3, 4)))
+    headers = ["model", "kind", "input", "params", "MACs", "weights (held out)", "description"]
+    print(format_table(headers, table, right=(3, 4)))
     return 0
+
+
+def _weights(weights: dict[str, dict]) -> str:
+    """``cifar10 (val_acc1 0.9012)``: each shipped set with its first held-out figure."""
+    shown = []
+    for name, metrics in weights.items():
+        first = next(iter(metrics.items()), None)
+        shown.append(f"{name} ({first[0]} {first[1]:.4g})" if first else name)
+    return ", ".join(shown) or "-"

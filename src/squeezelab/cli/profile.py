@@ -9,9 +9,10 @@ import torch
 
 from squeezelab.cli.common import add_command, parse_model_args, parse_shape
 from squeezelab.errors import ConfigError
-from squeezelab.models import create_model, model_info
+from squeezelab.models import model_info
 from squeezelab.profile import profile_model
 from squeezelab.report.text import format_table, human_bytes, human_count
+from squeezelab.weights import create_model, get_weights, parse_weights_spec
 
 
 def add_parser(sub) -> None:
@@ -23,12 +24,13 @@ def add_parser(sub) -> None:
         "and peak activation memory. MACs count convolutions and matrix products; FLOPs = 2 x MACs.",
         examples=[
             "squeezelab profile squeezenet1_1",
+            "squeezelab profile squeezenet_cifar:cifar10",
             "squeezelab profile squeezenet_cifar --input 3x32x32 --batch 256 --num-classes 100",
             "squeezelab profile squeezenet_cifar --arg bypass=simple --arg expand_5x5=True --json",
             "squeezelab profile squeeze_ae --input 1x28x28 --arg code_size=16",
         ],
     )
-    p.add_argument("model", help="a registered model name (see 'squeezelab models')")
+    p.add_argument("model", help="a registered model name (see 'squeezelab models') or shipped MODEL:WEIGHTS")
     p.add_argument("--input", metavar="CxHxW", help="one sample's shape (default: the model's own)")
     p.add_argument("--batch", type=int, default=64, help="batch size for throughput and memory (default 64)")
     p.add_argument("--num-classes", type=int, help="classifier output classes")
@@ -57,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     shape = parse_shape(args.input) if args.input else None
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
-    model, shape = _build_model(args.model, shape, args.num_classes, parse_model_args(args.arg))
+    spec = parse_weights_spec(args.model)
+    if spec is not None:
+        if args.input or args.num_classes is not None or args.arg:
+            raise ConfigError(f"{args.model} has its own input and options; drop --input, --num-classes and --arg")
+        card = get_weights(*spec)
+        model, shape = create_model(card.model, weights=card.name), tuple(card.data["input_shape"])
+    else:
+        model, shape = _build_model(args.model, shape, args.num_classes, parse_model_args(args.arg))
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA device; use --device cpu")
     model.to(args.device)

@@ -125,6 +125,8 @@ class _Evaluator:
             schedule="cosine",
             warmup_epochs=0.0,
             max_time=None,
+            time_schedule=False,  # fine-tuning is a few epochs, however the model was first trained
+            low_res=None,  # at full resolution: progressive resizing belongs to training from scratch
             early_stopping=None,
             seed=self.cfg.seed,
         )
