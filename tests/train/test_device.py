@@ -4,11 +4,14 @@ Only the CPU is needed: the CUDA paths are selection logic (what goes where, whi
 functions; a GPU run of the same code is recorded in BENCHMARKS.md when one is at hand.
 """
 
+import warnings
+
 import pytest
 import torch
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.train import TrainConfig, fit, resolve_device
+from squeezelab.train.config import ComputeConfig
 from squeezelab.train.device import DEVICE_DATA_SHARE, autocast_for, data_stays_on_host, gather_batch
 
 
@@ -62,3 +65,13 @@ def test_gather_batch_on_the_data_device():
     labels = torch.tensor([0, 1, 2, 3, 4])
     batch, batch_labels = gather_batch(images, labels, torch.tensor([4, 1]), torch.device("cpu"))
     assert torch.equal(batch, images[[4, 1]]) and batch_labels.tolist() == [4, 1]
+
+
+def test_bf16_on_a_cpu_without_it_warns_once_with_the_fix(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.warns(UserWarning, match="several times slower than fp32: add --no-bf16"):
+        autocast_for(ComputeConfig(bf16=True), torch.device("cpu"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        autocast_for(ComputeConfig(bf16=True), torch.device("cpu"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -46,6 +47,13 @@ def training_device(name: str, group: ProcessGroup | None = None) -> tuple[torch
 def autocast_for(cfg: ComputeConfig, device: torch.device):
     """The mixed-precision context of a training step: bf16 or fp16 autocast, or none (fp32)."""
     if cfg.bf16:
+        if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            # Measured on Zen 3 (AVX2): a squeezenet_cifar step ran at 40 images/s in bf16 against 386 in fp32.
+            warnings.warn(
+                "bf16 on this CPU (no AVX512-BF16 or AMX) is emulated and several times slower than fp32: "
+                "add --no-bf16",
+                stacklevel=2,
+            )
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if cfg.fp16:
         return torch.autocast(device.type, dtype=torch.float16)
