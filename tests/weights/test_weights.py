@@ -130,7 +130,7 @@ def test_evaluate_takes_the_spec_and_its_held_out_split(make_checkpoint, tmp_pat
     assert main(["evaluate", str(run), "--data", "digits", "--split", "test"]) == 2
 
 
-def test_export_and_profile_take_the_spec(shipped, tmp_path, capsys):
+def test_export_and_profile_take_the_spec(shipped, tmp_path, capsys, monkeypatch):
     assert main(["profile", SPEC, "--json", "--repeats", "1", "--batch", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] == sum(
         p.numel() for p in squeezelab.create_model("squeezenet_cifar", weights="toy").parameters()
@@ -138,6 +138,9 @@ def test_export_and_profile_take_the_spec(shipped, tmp_path, capsys):
     exported = tmp_path / "toy.pt"
     assert main(["export", SPEC, "--format", "torchscript", "-o", str(exported)]) == 0
     assert exported.exists() and "verified" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)  # without -o, shipped weights export to the working folder, named by their spec
+    assert main(["export", SPEC, "--format", "torchscript"]) == 0
+    assert (tmp_path / "squeezenet_cifar.toy.pt").is_file()
     assert main(["profile", SPEC, "--input", "3x64x64"]) == 2
 
 

@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     ckpt = open_checkpoint(args.source)
     spec = parse_weights_spec(args.source)
     # Shipped weights live inside the installed package: their export goes to the working folder instead.
-    base = Path(".".join(spec)) if spec else ckpt.path
-    default_name = base.with_name(base.stem + "-int8") if args.int8 else base
-    out = Path(args.out) if args.out else default_name.with_suffix(SUFFIXES[args.format])
+    stem = Path(".".join(spec)) if spec else ckpt.path.with_suffix("")
+    default = stem.with_name(stem.name + ("-int8" if args.int8 else "") + SUFFIXES[args.format])
+    out = Path(args.out) if args.out else default
     result = export(ckpt, out, format=args.format, input_size=size, verify=not args.no_verify, int8=args.int8)
     shape = "x".join(map(str, result.input_shape))
     print(

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as save_safetensors
 
-from squeezelab.checkpoint import open_checkpoint
-from squeezelab.compress.container import read_sqz, sqz_to_bytes
+from squeezelab.checkpoint import load_checkpoint, resolve_checkpoint
+from squeezelab.compress.container import sqz_from_bytes
 from squeezelab.io import atomic_write_all, json_default
 from squeezelab.weights.registry import CARD_FORMAT, CARD_VERSION
 
@@ -39,15 +39,15 @@ def package_weights(
     into fp32) or a ``.sqz`` file (copied as it is; ``run`` then names the run whose data and split it keeps).
     """
     if Path(source).suffix == ".sqz":
-        sqz = read_sqz(source)
-        data, _ = sqz_to_bytes(sqz)
+        data = Path(source).read_bytes()
+        sqz = sqz_from_bytes(data, str(source))  # parsed to check it; shipped byte for byte
         model, suffix = sqz.model, ".sqz"
-        meta = open_checkpoint(run).meta if run is not None else sqz.meta
+        meta = load_checkpoint(resolve_checkpoint(run))[1] if run is not None else sqz.meta
     else:
-        ckpt = open_checkpoint(source)
-        state = {k: v.half() if half and v.is_floating_point() else v for k, v in ckpt.model.state_dict().items()}
+        state, meta = load_checkpoint(resolve_checkpoint(source))
+        state = {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
         data = save_safetensors({k: v.contiguous() for k, v in state.items()})
-        model, suffix, meta = ckpt.meta["model"], ".safetensors", ckpt.meta
+        model, suffix = meta["model"], ".safetensors"
     stem = f"{model['name']}.{name}"
     config = meta.get("config") or {}
     card = {

@@ -8,15 +8,14 @@ that trained it. A card is data, so adding weights never touches code.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squeezelab.errors import ConfigError, FileFormatError, UnknownModelError
-from squeezelab.models import list_models
+from squeezelab.errors import ConfigError, FileFormatError
+from squeezelab.models import list_models, model_info
 
 CARD_FORMAT = "squeezelab-weights-card"
 CARD_VERSION = 1
@@ -127,10 +126,7 @@ def list_weights(model: str | None = None) -> list[WeightsCard]:
 
 def get_weights(model: str, weights: str | bool = True) -> WeightsCard:
     """The card of ``model``'s weights ``weights``; ``True`` (or ``"default"``) is the model's default weights."""
-    if model not in list_models():
-        close = difflib.get_close_matches(model, list_models(), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}?" if close else "see 'squeezelab models'"
-        raise UnknownModelError(f"unknown model {model!r}; {hint}")
+    model_info(model)  # an unknown name is refused with the registry's own suggestions
     available = list_weights(model)
     if not available:
         raise ConfigError(f"{model} has no shipped weights; models with weights: {_with_weights()}")
