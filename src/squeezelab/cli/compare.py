@@ -11,7 +11,7 @@ from squeezelab.report.render import format_value
 from squeezelab.report.text import format_table
 
 # The flags that override CompareConfig fields of the same name (None: not given, the preset's or the default).
-_OPTIONS = ("epochs", "max_time", "code_size", "image_size", "grayscale", "device", "seed", "sweep")
+_OPTIONS = ("epochs", "max_time", "code_size", "image_size", "grayscale", "device", "seed", "sweep", "weights")
 
 
 def add_parser(sub) -> None:
@@ -28,8 +28,10 @@ def add_parser(sub) -> None:
         "all at one code size; --sweep trains a grid of squeeze_ae designs and draws the Pareto front. "
         "classifiers: squeezenet_cifar (plain, +simple bypass, +5x5 expand) against alexnet_cifar. Presets: "
         "default (20 epochs, no time limit), quick (3 epochs, at most 480 s of training in all), sweep (the "
-        "grid, 8 epochs, at most 1500 s).",
+        "grid, 8 epochs, at most 1500 s). --weights NAME measures the shipped weights NAME of each model instead of "
+        "training (seconds), on the images their cards held out.",
         examples=[
+            "squeezelab compare autoencoders --data mnist:../shared/data/mnist --weights mnist",
             "squeezelab compare autoencoders --data mnist:../shared/data/mnist --preset quick",
             "squeezelab compare autoencoders --data mnist:../shared/data/mnist --preset sweep",
             "squeezelab compare classifiers --data folder:../shared/data/cifar10/cifar10-train-jpg.tar --epochs 15",
@@ -43,6 +45,11 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="epochs, the same for every model (default 20)")
     p.add_argument("--max-time", type=float, help="seconds of training for the whole comparison")
     p.add_argument("--sweep", action="store_true", default=None, help="autoencoders: squeeze_ae's design-space grid")
+    p.add_argument(
+        "--weights",
+        metavar="NAME",
+        help="measure each model's shipped weights NAME, no training (squeezelab weights list)",
+    )
     p.add_argument("--code-size", type=int, help="autoencoders' code size, the same for all (default 32)")
     p.add_argument("--image-size", type=int, help="resize images to this square size")
     p.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None)
@@ -57,6 +64,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: experiments draw figures, and matplotlib is slow to import for the other commands.
     from squeezelab.experiments.compare import PRESETS, CompareConfig, run_comparison
+    from squeezelab.experiments.shipped import compare_shipped
 
     options = {}
     if args.preset:
@@ -67,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else ()
     cfg = CompareConfig(kind=args.kind, data=args.data, models=models, **options)
     out = Path(args.out or f"runs/compare-{args.kind}")
-    results = run_comparison(cfg, out, overwrite=args.overwrite, verbose=verbosity(args))
+    compare = compare_shipped if cfg.weights else run_comparison
+    results = compare(cfg, out, overwrite=args.overwrite, verbose=verbosity(args))
 
     columns = results["columns"]
     rows = [

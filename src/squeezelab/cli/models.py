@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
         info = model_info(name)
         with torch.device("meta"):  # counts without allocating AlexNet's 61M weights
             model = create_model(name)
+            cards = list_weights(name)
+            # Weights may be of another configuration of the model (the card's kwargs): count that one's size.
+            weights_params = {card.name: count_parameters(create_model(name, **card.kwargs))[0] for card in cards}
         params, _ = count_parameters(model)
         macs = count_macs(model, info.default_input)
         rows.append(
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 "params": params,
                 "macs": macs,
                 "description": info.description,
-                "weights": {card.name: card.metrics for card in list_weights(name)},
+                "weights": {card.name: card.metrics for card in cards},
+                "weights_params": weights_params,
             }
         )
     if args.json:
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             r["input"],
             f"{r['params']:,}",
             human_count(r["macs"]),
-            _weights(r["weights"]),
+            _weights(r),
             r["description"],
         ]
         for r in rows
@@ -67,10 +71,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights(weights: dict[str, dict]) -> str:
-    """``cifar10 (val_acc1 0.9012)``: each shipped set with its first held-out figure."""
+def _weights(row: dict) -> str:
+    """``cifar10 (val_acc1 0.9012)``: each shipped set with its first held-out figure, and its size when its
+    configuration is not the default one."""
     shown = []
-    for name, metrics in weights.items():
-        first = next(iter(metrics.items()), None)
-        shown.append(f"{name} ({first[0]} {first[1]:.4g})" if first else name)
+    for name, metrics in row["weights"].items():
+        figures = [f"{key} {value:.4g}" for key, value in list(metrics.items())[:1]]
+        if row["weights_params"][name] != row["params"]:
+            figures.append(f"{row['weights_params'][name]:,} params")
+        shown.append(f"{name} ({'; '.join(figures)})" if figures else name)
     return ", ".join(shown) or "-"

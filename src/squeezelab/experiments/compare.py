@@ -137,6 +137,7 @@ class CompareConfig:
     grayscale: bool | None = None
     device: str = "auto"
     sweep: bool = False  # autoencoders: squeeze_ae's design-space grid (SWEEP) beside dense_ae and conv_ae
+    weights: str | None = None  # measure each model's shipped weights of this name instead of training (shipped.py)
 
     def contenders(self) -> list[Contender]:
         known = CONTENDERS[self.kind]
@@ -182,15 +183,7 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
     problems = [message for failed, message in checks if failed]
     if problems:
         raise ConfigError("; ".join(problems))
-    if (out / "report.md").exists() and not overwrite:
-        raise SqueezelabError(f"{out} already holds a report; pass --overwrite or choose another --out")
-    for c in contenders:  # an --overwrite replaces only what this comparison writes
-        if (out / c.label).exists() and any((out / c.label).iterdir()):
-            if not overwrite:
-                raise SqueezelabError(f"{out / c.label} already holds a run; pass --overwrite or choose another --out")
-            for child in (out / c.label).rglob("*"):
-                if child.is_file():
-                    child.unlink()
+    prepare_out(out, [c.label for c in contenders], overwrite)
     splits = load_dataset(cfg.data, image_size=cfg.image_size, grayscale=cfg.grayscale, progress=verbose == 1)
     if cfg.kind == "classifiers" and splits.train.labels is None:
         raise SqueezelabError(f"{cfg.data} has no labels: a classifier comparison needs labelled data")
@@ -215,11 +208,12 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
         torch.manual_seed(cfg.seed)
         kwargs = {"code_size": cfg.code_size, **c.model_kwargs} if cfg.kind == "autoencoders" else c.model_kwargs
         model = create_model_for(c.model, kwargs, pool).to(device)
-        profile = profile_model(model, tuple(pool.images.shape[1:]), batch_size=256, warmup=2, repeats=5, name=c.label)
-        models[c.label] = (model, profile)
+        models[c.label] = (model, measure_cost(model, c.label, pool))
     if cfg.max_time is not None:
         # Training costs about three forward passes; validation adds a little more.
-        epoch_seconds = sum(len(pool) * (1 - cfg.validation_split) * 3 / p.throughput for _, p in models.values())
+        epoch_seconds = sum(
+            len(pool) * (1 - cfg.validation_split) * 3 / row["throughput"] for _, row in models.values()
+        )
         if epoch_seconds > cfg.max_time:
             raise SqueezelabError(
                 f"--max-time {cfg.max_time:g} s is too small to train one epoch of every model "
@@ -229,18 +223,8 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
     rows, histories, samples = {}, {}, {}
     spent = 0.0  # seconds of training so far: the time budget is the whole comparison's
     for c in contenders:
-        model, profile = models[c.label]
-        row = {
-            "model": c.label,
-            **_design(model),
-            "code_size": getattr(model, "code_size", None),
-            "params": profile.params,
-            "file_bytes": file_bytes(model),
-            "macs": profile.macs,
-            "latency_ms": profile.latency_ms,
-            "throughput": profile.throughput,
-            "epochs_planned": cfg.epochs,
-        }
+        model, cost = models[c.label]
+        row = {**cost, "epochs_planned": cfg.epochs}
         left = None if cfg.max_time is None else cfg.max_time - spent
         try:
             if left is not None and left <= 0:
@@ -285,20 +269,54 @@ def run_comparison(cfg: CompareConfig, out: Path, overwrite: bool = False, verbo
             "test_source": test_source,
             "image_shape": list(pool.images.shape[1:]),
         },
-        "machine": {
-            "description": machine_description(),
-            "device": str(device),
-        },
+        "machine": {"description": machine_description(), "device": str(device)},
         "budget": {"epochs": cfg.epochs, "max_time_s": cfg.max_time},
         "config": asdict(cfg),
         "recipe": recipe.to_dict(),
-        "columns": COLUMNS[cfg.kind],
-        "rows": list(rows.values()),
-        "claims": [claim.to_dict() for claim in judge(rows)],
-        "plots": _plots(cfg.kind, out, rows, histories, samples, test),
-        "notes": NOTES[cfg.kind],
-        "seconds": time.perf_counter() - started,
     }
+    return write_results(results, cfg.kind, out, rows, histories, samples, test, started)
+
+
+def prepare_out(out: Path, labels: list[str], overwrite: bool) -> None:
+    """Refuse to write over an earlier comparison unless ``overwrite``; then clear only what this one writes."""
+    if (out / "report.md").exists() and not overwrite:
+        raise SqueezelabError(f"{out} already holds a report; pass --overwrite or choose another --out")
+    for label in labels:
+        if (out / label).exists() and any((out / label).iterdir()):
+            if not overwrite:
+                raise SqueezelabError(f"{out / label} already holds a run; pass --overwrite or choose another --out")
+            for child in (out / label).rglob("*"):
+                if child.is_file():
+                    child.unlink()
+
+
+def measure_cost(model: torch.nn.Module, label: str, pool: ImageDataset) -> dict:
+    """A row's size, compute and speed columns, and what a claim needs to pick the model's counterpart."""
+    profile = profile_model(model, tuple(pool.images.shape[1:]), batch_size=256, warmup=2, repeats=5, name=label)
+    return {
+        "model": label,
+        **_design(model),
+        "code_size": getattr(model, "code_size", None),
+        "params": profile.params,
+        "file_bytes": file_bytes(model),
+        "macs": profile.macs,
+        "latency_ms": profile.latency_ms,
+        "throughput": profile.throughput,
+    }
+
+
+def write_results(
+    results: dict, kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, test: ImageDataset, started: float
+) -> dict:
+    """Add the table, claims, plots and notes to ``results``; write results.json and the rendered report."""
+    results.update(
+        columns=COLUMNS[kind],
+        rows=list(rows.values()),
+        claims=[claim.to_dict() for claim in judge(rows)],
+        plots=_plots(kind, out, rows, histories, samples, test),
+        notes=NOTES[kind],
+        seconds=time.perf_counter() - started,
+    )
     atomic_write(out / "results.json", json.dumps(results, indent=2, default=json_default))
     render_report(results, out)
     return results
@@ -421,8 +439,9 @@ def _plots(kind: Kind, out: Path, rows: dict, histories: dict, samples: dict, te
         "Lower left is better: fewer parameters or MACs, lower test error. The line joins the models no other "
         "beats on both axes (the Pareto front); models cut short by the budget are left out.",
     )
-    path = plots.plot_histories(histories, "val_loss", folder / "val_loss.png")
-    add("Validation loss", path, "Validation loss after each epoch.")
+    if histories:  # shipped weights come without their training curves
+        path = plots.plot_histories(histories, "val_loss", folder / "val_loss.png")
+        add("Validation loss", path, "Validation loss after each epoch.")
     if kind == "classifiers" and trained:
         accuracy = {label: row["per_class"] for label, row in trained.items()}
         path = plots.plot_per_class(accuracy, test.classes, folder / "per_class.png")
