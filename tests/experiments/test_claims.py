@@ -92,7 +92,7 @@ def test_a_model_cut_short_is_not_measured(autoencoders):
     autoencoders["conv_ae"].update(epochs=4, cut_short=True, test_mse=0.0200)
     v = verdicts(autoencoders)
     assert v[1] == v[2] == v[3] == UNMEASURABLE
-    assert "cut conv_ae short (epochs trained: conv_ae 4 of 10)" in judge(autoencoders)[0].evidence
+    assert "conv_ae trained fewer epochs than the others (conv_ae 4 of 10)" in judge(autoencoders)[0].evidence
     autoencoders["squeeze_ae+contractive"]["cut_short"] = True
     assert verdicts(autoencoders)[6] == UNMEASURABLE
 

@@ -141,7 +141,7 @@ def test_the_budget_is_the_whole_comparisons_and_a_model_cut_short_is_flagged(tm
     claims = {c["id"]: c for c in results["claims"]}
     # squeeze_ae is judged against conv_ae, its convolutional counterpart, which did not get its epochs.
     assert {claims[i]["verdict"] for i in (1, 2, 3)} == {"not measurable here"}
-    assert "cut conv_ae short" in claims[1]["evidence"]
+    assert "conv_ae trained fewer epochs than the others" in claims[1]["evidence"]
     assert "1 of 2, cut short" in (tmp_path / "out" / "report.md").read_text()
 
 

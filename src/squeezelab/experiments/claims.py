@@ -50,8 +50,8 @@ def _trained(row: dict) -> bool:
 def _unmeasured(claim_id: int, text: str, rows: Rows, labels: tuple[str, ...], command: str) -> Claim | None:
     """The 'not measurable here' verdict when a model the claim needs is absent, failed or cut short, else None.
 
-    A model the time budget stopped before its epochs were done is not compared with models that had them all:
-    that would judge the budget, not the design.
+    A model the time budget stopped before its epochs were done (or shipped weights trained fewer epochs) is not
+    compared with models that had them all: that would judge the budget, not the design.
     """
     absent = [label for label in labels if label not in rows or not _trained(rows[label])]
     if absent:
@@ -63,8 +63,8 @@ def _unmeasured(claim_id: int, text: str, rows: Rows, labels: tuple[str, ...], c
             claim_id,
             text,
             UNMEASURABLE,
-            f"the time budget cut {', '.join(cut)} short (epochs trained: {epochs}); every model needs the same "
-            f"epochs: raise --max-time or lower --epochs ({command})",
+            f"{', '.join(cut)} trained fewer epochs than the others ({epochs}); every model needs the same "
+            f"epochs: raise --max-time or lower --epochs, or compare weights trained alike ({command})",
         )
     return None
 

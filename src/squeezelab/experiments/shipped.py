@@ -57,8 +57,9 @@ def compare_shipped(cfg: CompareConfig, out: Path, overwrite: bool = False, verb
     held_out = first.config.get("validation_split")
     if not held_out:
         raise SqueezelabError(f"{first.spec} trained on all of its data: no held-out images to compare on")
-    pool, test = split_validation(splits.train, held_out, first.config["seed"])
-    test_source = f"held out: {held_out:.0%} of the training set (seed {first.config['seed']}), which no card's weights trained on"
+    seed = first.config["seed"]
+    pool, test = split_validation(splits.train, held_out, seed)
+    test_source = f"held out: {held_out:.0%} of the training set (seed {seed}), which no card's weights trained on"
     if splits.test is not None:
         test, test_source = splits.test, "the dataset's own test split"
     device = resolve_device(cfg.device)
@@ -69,7 +70,8 @@ def compare_shipped(cfg: CompareConfig, out: Path, overwrite: bool = False, verb
         ckpt = open_pretrained(card.model, card.name)
         if tuple(test.images.shape[1:]) != ckpt.input_shape:
             raise SqueezelabError(
-                f"{card.spec} expects images of shape {ckpt.input_shape}, {splits.spec} has {tuple(test.images.shape[1:])}"
+                f"{card.spec} expects images of shape {ckpt.input_shape}, "
+                f"{splits.spec} has {tuple(test.images.shape[1:])}"
             )
         model = ckpt.model.to(device)
         measure = measure_autoencoder if cfg.kind == "autoencoders" else measure_classifier
