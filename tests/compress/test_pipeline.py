@@ -178,3 +178,15 @@ def test_a_file_without_a_training_run_cannot_be_fine_tuned(fresh, tmp_path, cap
     assert main(["compress", str(out / "model.sqz"), "--out", str(tmp_path / "again")]) == 2
     err = capsys.readouterr().err
     assert "records no training run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fine_tuned_run_is_fine_tuned_from_its_pruned_self(tmp_path):
+    # The run's recipe names the run it started from; compressing must not restart from that one.
+    first, second = tmp_path / "first", tmp_path / "second"
+    options = {"epochs": 1, "batch_size": 128, "verbose": 0, "model_kwargs": {"code_size": 8}}
+    fit("dense_ae", "digits", run_dir=first, **options)
+    fit("dense_ae", "digits", run_dir=second, init_from=str(first), **options)
+    cfg = CompressConfig(density=0.5, prune_steps=1, conv_bits=5, fc_bits=5)
+    result, _ = compress_run(str(second), tmp_path / "out", cfg, verbose=0)
+    assert [s.metric for s in result.stages] == ["val_mse"] * len(result.stages)
+    assert result.stages[-1].value < 2 * result.stages[0].value

@@ -128,6 +128,7 @@ class _Evaluator:
             time_schedule=False,  # fine-tuning is a few epochs, however the model was first trained
             low_res=None,  # at full resolution: progressive resizing belongs to training from scratch
             early_stopping=None,
+            init_from=None,  # the model to fine-tune is this pruned one, not the run's own starting point
             seed=self.cfg.seed,
         )
         return Trainer(model, self.splits, recipe, None, verbose=self.verbose)
