@@ -158,8 +158,14 @@ def load_average(stem: Path, average: nn.Module, meta: dict) -> None:
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
     """Strict load with a message that names the checkpoint and the first mismatch."""
     own = model.state_dict()
+    # Buffers whose shape follows the trained values (a codec's entropy tables) take the stored shape.
+    variable = {
+        f"{name}.{buffer}".lstrip(".")
+        for name, module in model.named_modules()
+        for buffer in getattr(module, "variable_buffers", ())
+    }
     for key, expected in own.items():  # in model order, so the message names the first layer that differs
-        if key in state and state[key].shape != expected.shape:
+        if key in state and key not in variable and state[key].shape != expected.shape:
             raise FileFormatError(
                 f"checkpoint {source} does not match the model: {key} has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(expected.shape)}"

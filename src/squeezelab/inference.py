@@ -22,7 +22,7 @@ from squeezelab.data.folder import IMAGE_EXTENSIONS, read_image_files
 from squeezelab.errors import ConfigError, FileFormatError, SqueezelabError
 from squeezelab.io import atomic_write
 from squeezelab.metrics import confusion_matrix, mse, per_class_accuracy, psnr, ssim
-from squeezelab.models import for_inference
+from squeezelab.models import Codec, for_inference
 from squeezelab.train import Classification, Reconstruction, evaluate_split, resolve_device, task_for
 from squeezelab.weights import open_pretrained, parse_weights_spec
 
@@ -113,7 +113,7 @@ def evaluate(
         tta_flip = bool(recipe.get("tta_flip", False))
     if tta_translate is None:
         tta_translate = bool(recipe.get("tta_translate", False))
-    task = task_for(ckpt.model, tta_flip=tta_flip, tta_translate=tta_translate)
+    task = task_for(ckpt.model, tta_flip=tta_flip, tta_translate=tta_translate, rate_lambda=recipe.get("rate_lambda"))
     if isinstance(task, Classification) and dataset.labels is None:
         raise SqueezelabError(f"{splits.spec} has no labels to score a classifier against")
     model_device = next(ckpt.model.parameters()).device
@@ -221,6 +221,8 @@ def predict(
         model, model_device, reconstructs = source, torch.device("cpu"), source.kind == "autoencoder"
     else:
         source = open_checkpoint(checkpoint, device)
+        if isinstance(source.model, Codec):
+            raise ConfigError(f"{checkpoint} is a codec: compress images with 'squeezelab codec encode --model RUN'")
         model, model_device = for_inference(source.model), next(source.model.parameters()).device
         reconstructs = isinstance(task_for(source.model), Reconstruction)
     channels, height, width = source.input_shape

@@ -110,6 +110,7 @@ COMMANDS = [
     "demo",
     "compress",
     "decompress",
+    "codec",
 ]
 
 

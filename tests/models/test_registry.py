@@ -6,6 +6,8 @@ from squeezelab.errors import SqueezelabError, UnknownModelError
 from squeezelab.models import create_model, list_models, model_info
 
 EXPECTED = {
+    "conv_codec",
+    "squeeze_codec",
     "squeezenet1_0",
     "squeezenet1_1",
     "squeezenet_cifar",
@@ -20,7 +22,7 @@ EXPECTED = {
 
 def test_registry_holds_the_zoo():
     assert set(list_models()) == EXPECTED
-    assert set(list_models("classifier")) | set(list_models("autoencoder")) == EXPECTED
+    assert set(list_models("classifier")) | set(list_models("autoencoder")) | set(list_models("codec")) == EXPECTED
 
 
 def _small_input(name):
@@ -42,6 +44,10 @@ def test_forward_and_backward(name):
     if model_info(name).kind == "classifier":
         assert out.shape == (x.shape[0], model.num_classes)
         loss = nn.functional.cross_entropy(out, torch.zeros(x.shape[0], dtype=torch.long))
+    elif model_info(name).kind == "codec":
+        x_hat, likelihoods = out
+        assert x_hat.shape == x.shape
+        loss = nn.functional.mse_loss(x_hat, x) - torch.log2(likelihoods).mean()
     else:
         assert out.shape == x.shape
         loss = nn.functional.mse_loss(out, x)

@@ -33,7 +33,7 @@ def _plain(hint) -> bool:
 def test_every_leaf_option_has_one_name_a_help_and_a_plain_type():
     leaves = list(_leaf_fields())
     names = [leaf.name for _, leaf, _ in leaves]
-    assert len(names) == len(set(names)) == 54 and not set(names) & set(SECTIONS)
+    assert len(names) == len(set(names)) == 55 and not set(names) & set(SECTIONS)
     assert {name: section for section, in_section in LEAVES.items() for name in in_section} == {
         leaf.name: section for section, leaf, _ in leaves
     }
@@ -62,7 +62,7 @@ def test_flat_names_and_sections_build_the_same_config():
 
 def test_to_dict_is_the_flat_dict_of_every_option():
     values = TrainConfig(lr=0.05, low_res=(16, 24)).to_dict()
-    assert len(values) == 54 and set(values) == {leaf.name for _, leaf, _ in _leaf_fields()}
+    assert len(values) == 55 and set(values) == {leaf.name for _, leaf, _ in _leaf_fields()}
     assert values["lr"] == 0.05 and values["low_res"] == (16, 24) and values["validation_split"] == 0.1
     assert values["seed"] == 0 and values["tta_flip"] is False and values["model_kwargs"] == {}
     assert json.loads(json.dumps(values))["batch_size"] == 256

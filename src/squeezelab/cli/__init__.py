@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from squeezelab.cli import (
+    codec,
     compare,
     compress,
     decompress,
@@ -31,7 +32,7 @@ from squeezelab.errors import EXIT_INTERRUPTED, SqueezelabError, os_error
 
 __all__ = ["build_parser", "main", "parse_model_args", "parse_shape"]
 
-COMMANDS = (models, weights, profile, train, evaluate, predict, export, compare, demo, compress, decompress)
+COMMANDS = (models, weights, profile, train, evaluate, predict, export, compare, demo, compress, decompress, codec)
 
 
 def build_parser() -> Parser:

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         "weights shipped for it (MODEL:WEIGHTS) with their held-out figures; 'squeezelab weights list' shows more.",
         examples=["squeezelab models", "squeezelab models --kind autoencoder --json"],
     )
-    p.add_argument("--kind", choices=["classifier", "autoencoder"], help="only models of this kind")
+    p.add_argument("--kind", choices=["classifier", "autoencoder", "codec"], help="only models of this kind")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 

@@ -11,7 +11,10 @@ from squeezelab.compress.container import (
     sqz_to_bytes,
     write_sqz,
 )
-from squeezelab.compress.entropy import (
+from squeezelab.compress.load import load_sqz
+from squeezelab.compress.pipeline import CompressConfig, Compressed, compress
+from squeezelab.compress.sparse import sparse_decode, sparse_encode
+from squeezelab.entropy import (
     CodingStats,
     coding_stats,
     decode,
@@ -19,9 +22,6 @@ from squeezelab.compress.entropy import (
     encode,
     quantize_frequencies,
 )
-from squeezelab.compress.load import load_sqz
-from squeezelab.compress.pipeline import CompressConfig, Compressed, compress
-from squeezelab.compress.sparse import sparse_decode, sparse_encode
 
 __all__ = [
     "CompressConfig",

@@ -34,7 +34,7 @@ A coded record stores a pruned, weight-shared tensor (Deep Compression, Han et a
     codebook     the K centroids
     index_freqs  uint16 frequency table of the index stream: alphabet K + 1, symbol K is a filler (zero)
     gap_freqs    uint16 frequency table of the gap stream: alphabet 2**B
-    indices      the N entries' symbols, entropy-coded with ``coder`` (squeezelab.compress.entropy)
+    indices      the N entries' symbols, entropy-coded with ``coder`` (squeezelab.entropy)
     gaps         the N entries' gaps, entropy-coded likewise
 
 A sparse record stores a pruned tensor whose kept weights are not shared (the file after pruning alone)::
@@ -71,7 +71,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from squeezelab.compress.entropy import (
+from squeezelab.compress.sparse import MAX_GAP_BITS, check_gap_bits, sparse_decode, sparse_encode
+from squeezelab.entropy import (
     CODERS,
     FREQ_DTYPE,
     coding_stats,
@@ -79,7 +80,6 @@ from squeezelab.compress.entropy import (
     encode,
     quantize_frequencies,
 )
-from squeezelab.compress.sparse import MAX_GAP_BITS, check_gap_bits, sparse_decode, sparse_encode
 from squeezelab.errors import ConfigError, InputShapeError, SqueezelabError
 from squeezelab.io import atomic_write, json_default
 

@@ -1,7 +1,8 @@
 """Model zoo: plain ``nn.Module``s created by name with ``create_model``."""
 
-from squeezelab.models import alexnet, autoencoders, contractive, squeezenet  # noqa: F401  (registers models)
+from squeezelab.models import alexnet, autoencoders, codecs, contractive, squeezenet  # noqa: F401  (registers models)
 from squeezelab.models.autoencoders import Autoencoder
+from squeezelab.models.codecs import Codec
 from squeezelab.models.contractive import jacobian_penalty
 from squeezelab.models.fire import Fire, FireUp
 from squeezelab.models.fold import fold_batch_norm, for_inference
@@ -10,6 +11,7 @@ from squeezelab.models.squeezenet import load_torchvision_weights
 
 __all__ = [
     "Autoencoder",
+    "Codec",
     "Fire",
     "FireUp",
     "ModelInfo",

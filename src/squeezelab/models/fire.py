@@ -79,7 +79,7 @@ def check_levers(squeeze_ratio: float, pct_3x3: float) -> None:
         raise ConfigError("squeeze_ratio must be in (0, 1] and pct_3x3 in [0, 1]")
 
 
-def _planes(out_planes: int, squeeze_ratio: float, pct_3x3: float) -> tuple[int, int, int]:
+def fire_planes(out_planes: int, squeeze_ratio: float, pct_3x3: float) -> tuple[int, int, int]:
     """(squeeze, expand 1x1, expand 3x3) planes of a module with ``out_planes`` outputs, from the levers."""
     expand3x3 = round(pct_3x3 * out_planes)
     return max(1, round(squeeze_ratio * out_planes)), out_planes - expand3x3, expand3x3
@@ -87,7 +87,7 @@ def _planes(out_planes: int, squeeze_ratio: float, pct_3x3: float) -> tuple[int,
 
 def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> Fire:
     """A Fire module with ``out_planes`` outputs, its squeeze and expand planes set by the levers."""
-    return Fire(inplanes, *_planes(out_planes, squeeze_ratio, pct_3x3))
+    return Fire(inplanes, *fire_planes(out_planes, squeeze_ratio, pct_3x3))
 
 
 class FireUp(nn.Module):
@@ -99,7 +99,7 @@ class FireUp(nn.Module):
 
     def __init__(self, inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> None:
         super().__init__()
-        squeeze, expand1x1, expand3x3 = _planes(out_planes, squeeze_ratio, pct_3x3)
+        squeeze, expand1x1, expand3x3 = fire_planes(out_planes, squeeze_ratio, pct_3x3)
         self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1)
         self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1)
         self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1)

@@ -16,7 +16,7 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError, UnknownModelError
 
-ModelKind = Literal["classifier", "autoencoder"]
+ModelKind = Literal["classifier", "autoencoder", "codec"]
 
 
 @dataclass(frozen=True)

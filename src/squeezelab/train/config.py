@@ -138,6 +138,11 @@ class ObjectiveConfig:
     label_smoothing: float = _opt(0.0, "label smoothing (classifiers)")
     contractive_weight: float = _opt(0.0, "weight of the encoder Jacobian penalty (autoencoders)")
     n_projections: int = _opt(1, "random projections of the Jacobian estimate (encoders without a closed form)")
+    rate_lambda: float = _opt(
+        0.01,
+        "codecs: the rate-distortion trade-off of the loss lambda * 255^2 * MSE + bits per pixel (higher: better"
+        " quality, more bits)",
+    )
     teachers: tuple[str, ...] = _opt(
         (),
         "distil from these trained classifiers (run directories or checkpoints): the student also matches their"
@@ -231,11 +236,12 @@ SECTION_OF: dict[str, str] = {leaf: name for name, leaves in LEAVES.items() for 
 def validate_config(cfg: TrainConfig, task_kind: str, device_type: str) -> None:
     """Refuse, in one ``ConfigError`` naming each, the options out of range or in conflict with one another.
 
-    ``task_kind`` is the task's ``kind`` ("classification" or "reconstruction"), ``device_type`` that of the
-    device the run trains on.
+    ``task_kind`` is the task's ``kind`` ("classification", "reconstruction" or "rate_distortion"),
+    ``device_type`` that of the device the run trains on.
     """
     data, optim, sched, aug, obj, ev = cfg.dataset, cfg.optim, cfg.sched, cfg.augment, cfg.objective, cfg.evaluation
-    classifier, autoencoder = task_kind == "classification", task_kind == "reconstruction"
+    classifier, codec = task_kind == "classification", task_kind == "rate_distortion"
+    autoencoder = task_kind == "reconstruction" or codec
     low_res_ok = aug.low_res is None or (aug.low_res and min(aug.low_res) >= 1 and 0 <= aug.low_res_share <= 1)
     checks = [
         (sched.epochs < 1, f"epochs must be >= 1, got {sched.epochs}"),
@@ -258,6 +264,11 @@ def validate_config(cfg: TrainConfig, task_kind: str, device_type: str) -> None:
             autoencoder and obj.loss not in ("auto", "mse", "bce"),
             f"an autoencoder trains with mse or bce, not {obj.loss!r}",
         ),
+        (
+            codec and obj.loss not in ("auto", "mse"),
+            f"a codec trains with rate_lambda * 255^2 * MSE + bits per pixel, not {obj.loss!r}",
+        ),
+        (codec and obj.contractive_weight, "contractive_weight applies to autoencoders, not codecs"),
         (classifier and obj.contractive_weight, "contractive_weight applies to autoencoders only"),
         (aug.alternate_flip and not aug.flip, "alternate_flip says how to flip: add --flip"),
         (
@@ -335,6 +346,7 @@ def _out_of_range(cfg: TrainConfig) -> list[str]:
         (not 0 <= obj.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {obj.label_smoothing}"),
         (obj.contractive_weight < 0, f"contractive_weight must be >= 0, got {obj.contractive_weight}"),
         (obj.n_projections < 1, f"n_projections must be >= 1, got {obj.n_projections}"),
+        (obj.rate_lambda <= 0, f"rate_lambda must be positive, got {obj.rate_lambda}"),
         (
             ev.early_stopping is not None and ev.early_stopping < 1,
             f"early_stopping must be >= 1 validations, got {ev.early_stopping}",

@@ -19,7 +19,7 @@ from squeezelab.models import create_model, model_info
 from squeezelab.models.fold import for_inference
 from squeezelab.train.config import DataConfig, TrainConfig
 from squeezelab.train.distributed import ProcessGroup
-from squeezelab.train.tasks import Classification, Distillation, Reconstruction, normalization, task_for
+from squeezelab.train.tasks import Distillation, Task, normalization, task_for
 
 
 def as_splits(data, cfg: DataConfig, progress: bool) -> DataSplits:
@@ -46,7 +46,7 @@ def create_model_for(name: str, kwargs: dict, data: ImageDataset) -> nn.Module:
     fitted = {"in_chans": data.channels}
     if info.kind == "classifier":
         fitted["num_classes"] = max(len(data.classes), 1)
-    else:
+    elif info.kind == "autoencoder":
         fitted["img_size"] = list(data.image_size)
     return create_model(name, **{**fitted, **kwargs})
 
@@ -58,14 +58,21 @@ def held_out(cfg: TrainConfig, splits: DataSplits) -> tuple[ImageDataset, ImageD
     return splits.train, None
 
 
-def task_of(model: nn.Module, cfg: TrainConfig) -> Classification | Reconstruction:
+def task_of(model: nn.Module, cfg: TrainConfig) -> Task:
     obj, ev = cfg.objective, cfg.evaluation
     return task_for(
-        model, obj.loss, obj.label_smoothing, obj.contractive_weight, obj.n_projections, ev.tta_flip, ev.tta_translate
+        model,
+        obj.loss,
+        obj.label_smoothing,
+        obj.contractive_weight,
+        obj.n_projections,
+        ev.tta_flip,
+        ev.tta_translate,
+        obj.rate_lambda,
     )
 
 
-def batch_transform(cfg: TrainConfig, splits: DataSplits, task: Classification | Reconstruction) -> BatchTransform:
+def batch_transform(cfg: TrainConfig, splits: DataSplits, task: Task) -> BatchTransform:
     """The run's augmentation and normalisation of a batch of uint8 images."""
     mean, std = normalization(cfg.dataset.normalize, splits, task)
     aug = cfg.augment
@@ -96,6 +103,10 @@ def check_fits(cfg: TrainConfig, model: nn.Module, task_kind: str, splits: DataS
     if group.world_size > 1 and cfg.objective.contractive_weight:
         # The penalty runs the encoder outside the model's forward, where DDP cannot see its gradients.
         raise ConfigError("contractive training runs in one process; start it without torchrun")
+    if group.world_size > 1 and task_kind == "rate_distortion":
+        # Every checkpoint rebuilds the codec's entropy tables on the saving process alone, and DDP requires
+        # buffers of one shape on all of them.
+        raise ConfigError("codecs train in one process; start it without torchrun")
     if task_kind == "classification" and splits.train.labels is None:
         raise DataError(f"{cfg.run.model} is a classifier but {splits.spec} has no labels")
     side = min(splits.train.images.shape[-2:])

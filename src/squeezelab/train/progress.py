@@ -14,7 +14,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from squeezelab.train.config import ScheduleConfig
-from squeezelab.train.tasks import Classification, Reconstruction
+from squeezelab.train.tasks import Task
 
 
 class Progress:
@@ -64,14 +64,14 @@ class EpochBar:
             total=batches, desc=description, unit="batch", disable=not shown, leave=False, dynamic_ncols=True
         )
 
-    def step(self, step: int, task: Classification | Reconstruction, totals: Tensor, start: float) -> None:
+    def step(self, step: int, task: Task, totals: Tensor, start: float) -> None:
         """After training step ``step`` (from 0), with the epoch's metric totals so far; ``start``: its clock."""
         if not self.shown:
             return
         self.bar.update()
         if step % 10 == 0:  # summarising syncs with the device, so not on every step
             running = task.summarize(totals)
-            shown = {k: f"{v:.4g}" for k, v in running.items() if k in ("loss", "acc1", "psnr")}
+            shown = {k: f"{v:.4g}" for k, v in running.items() if k in ("loss", "acc1", "psnr", "bpp")}
             self.bar.set_postfix(**shown, img_s=f"{totals[-1].item() / (time.perf_counter() - start):.0f}")
 
     def close(self) -> None:

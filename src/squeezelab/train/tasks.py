@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset
+from squeezelab.errors import ConfigError
 from squeezelab.metrics import mse, psnr_from_mse, topk_correct
-from squeezelab.models import Autoencoder, jacobian_penalty
+from squeezelab.models import Autoencoder, Codec, jacobian_penalty
 from squeezelab.train.distributed import ProcessGroup
 
 
@@ -163,11 +164,60 @@ class Reconstruction:
         return {"loss": loss / count, "mse": squared / count, "psnr": psnr_sum / count}
 
 
+class RateDistortion:
+    """A codec's loss, ``lmbda * 255**2 * MSE + bits per pixel`` (Ballé et al.; CompressAI's scale of lambda).
+
+    The rate is the bottleneck's estimate, ``-log2`` of the latents' likelihoods per pixel: on noisy latents
+    in training, on rounded ones in evaluation, where it is within a few bytes of the file an encoder writes.
+    """
+
+    kind = "rate_distortion"
+
+    def __init__(self, lmbda: float) -> None:
+        self.lmbda = lmbda
+
+    def batch(
+        self,
+        model: nn.Module,
+        images: Tensor,
+        labels: Tensor | None,
+        transform: BatchTransform,
+        train: bool,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Return (loss, [loss sum, squared-error sum, bits-per-pixel sum, (PSNR sum,) count], reconstructions)."""
+        if train:
+            images = transform.augment(images, generator)
+        target = images.float() / 255
+        x_hat, likelihoods = model(transform.normalize(images))
+        x_hat = x_hat.float()
+        pixels = images.shape[-2] * images.shape[-1]
+        bpp = -torch.log2(likelihoods.float()).flatten(1).sum(1) / pixels
+        errors = mse(x_hat, target)
+        loss = self.lmbda * 255**2 * errors.mean() + bpp.mean()
+        with torch.no_grad():
+            n = torch.tensor(float(len(images)), dtype=torch.float64, device=images.device)
+            sums = [loss.detach().double() * n, errors.double().sum(), bpp.double().sum()]
+            if not train:
+                sums.append(psnr_from_mse(mse(x_hat.clamp(0, 1), target)).clamp(max=100.0).double().sum())
+            stats = torch.stack([*sums, n])
+        return loss, stats, x_hat
+
+    def summarize(self, totals: Tensor) -> dict[str, float]:
+        values = totals.tolist()
+        count = values[-1]
+        names = ["loss", "mse", "bpp", "psnr"][: len(values) - 1]
+        return {name: value / count for name, value in zip(names, values, strict=False)}
+
+
 def contraction(model: nn.Module, x: Tensor, n_projections: int) -> Tensor:
     """Per-sample squared Frobenius norm of the encoder Jacobian: exact where the model has a closed form."""
     if hasattr(model, "penalty"):
         return model.penalty(x)
     return jacobian_penalty(model.encode, x, n_projections)
+
+
+Task = Classification | Reconstruction | RateDistortion
 
 
 def task_for(
@@ -178,7 +228,12 @@ def task_for(
     n_projections: int = 1,
     tta_flip: bool = False,
     tta_translate: bool = False,
-) -> Classification | Reconstruction:
+    rate_lambda: float | None = None,
+) -> Task:
+    if isinstance(model, Codec):
+        if rate_lambda is None:
+            raise ConfigError("a codec's loss needs its rate_lambda: the one it was trained with")
+        return RateDistortion(rate_lambda)
     if isinstance(model, Autoencoder):
         return Reconstruction("mse" if loss == "auto" else loss, contractive_weight, n_projections)
     return Classification(label_smoothing, tta_flip, tta_translate)
@@ -188,13 +243,11 @@ def higher_is_better(metric: str) -> bool:
     return any(word in metric for word in ("acc", "psnr", "ssim"))
 
 
-def normalization(
-    mode: str, splits: DataSplits, task: Classification | Reconstruction
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def normalization(mode: str, splits: DataSplits, task: Task) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) a ``normalize`` mode stands for; ``auto`` leaves an autoencoder's target in [0, 1]."""
     channels = splits.train.channels
     if mode == "auto":
-        mode = "none" if isinstance(task, Reconstruction) else "dataset"
+        mode = "dataset" if isinstance(task, Classification) else "none"
     if mode == "dataset":
         return tuple(splits.mean), tuple(splits.std)
     if mode == "half":
@@ -204,7 +257,7 @@ def normalization(
 
 def evaluate_split(
     model: nn.Module,
-    task: Classification | Reconstruction,
+    task: Task,
     data: ImageDataset,
     transform: BatchTransform,
     batch_size: int,

@@ -13,9 +13,15 @@ from safetensors.torch import save as save_safetensors
 from squeezelab.checkpoint import load_checkpoint, resolve_checkpoint
 from squeezelab.compress.container import sqz_from_bytes
 from squeezelab.io import atomic_write_all, json_default
+from squeezelab.models import model_info
 from squeezelab.weights.registry import CARD_FORMAT, CARD_VERSION
 
 RUN_CONFIG_KEYS = ("validation_split", "seed", "tta_flip", "tta_translate")
+CODEC_CONFIG_KEYS = ("rate_lambda",)  # what its loss was: evaluate reports it
+
+
+def _config_keys(model: str) -> tuple[str, ...]:
+    return RUN_CONFIG_KEYS + (CODEC_CONFIG_KEYS if model_info(model).kind == "codec" else ())
 
 
 def package_weights(
@@ -62,7 +68,7 @@ def package_weights(
         "dtype": "float16" if half else "float32",
         "kwargs": model["kwargs"],
         "data": meta["data"],
-        "config": {k: config[k] for k in RUN_CONFIG_KEYS if k in config},
+        "config": {k: config[k] for k in _config_keys(model["name"]) if k in config},
         "trained_on": trained_on,
         "metrics": metrics,
         "metrics_command": metrics_command,

@@ -11,6 +11,10 @@ decoder build their model from that table alone, so they agree bit for bit.
 
 A stream whose table holds a single symbol costs no bytes: the decoder repeats that symbol ``n`` times.
 Coded bytes are the coder's 32-bit words in little-endian order.
+
+``encode_latents`` / ``decode_latents`` code a codec's quantised latents instead: one integer frequency table
+per channel (a learned density, stored with the model), covering a range of values plus an escape symbol for
+values outside it, whose raw value follows under a uniform model.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ _FREQ_MAX = np.iinfo(FREQ_DTYPE).max
 _Categorical = constriction.stream.model.Categorical
 _AnsCoder = constriction.stream.stack.AnsCoder
 _huffman = constriction.symbol.huffman
+_Uniform = constriction.stream.model.Uniform
+ESCAPE_RANGE = 2**16  # escaped latents are coded raw as int16
 
 
 def _check_alphabet(alphabet_size: int) -> None:
@@ -160,3 +166,62 @@ class CodingStats:
 
 def coding_stats(symbols: np.ndarray, alphabet_size: int, data: bytes) -> CodingStats:
     return CodingStats(len(symbols), 8 * len(data), empirical_entropy_bits(symbols, alphabet_size))
+
+
+def _check_tables(offsets: np.ndarray, lengths: np.ndarray, frequencies: np.ndarray, channels: int) -> None:
+    if offsets.shape != (channels,) or lengths.shape != (channels,) or frequencies.shape[0] != channels:
+        raise SqueezelabError(f"entropy tables cover {len(offsets)} channels, the latents have {channels}")
+    if lengths.min(initial=1) < 1 or lengths.max(initial=0) >= frequencies.shape[1]:
+        raise SqueezelabError("entropy tables are malformed: a range is empty or longer than its table")
+
+
+def _channel_model(frequencies: np.ndarray, length: int):
+    # Integer frequencies, exact in float64: encoder and decoder quantise the same numbers the same way.
+    return _Categorical(frequencies[: length + 1].astype(np.float64), perfect=False)
+
+
+def encode_latents(latents: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, frequencies: np.ndarray) -> bytes:
+    """ANS-code integer latents (channels, n): channel ``c`` covers ``offsets[c] .. offsets[c] + lengths[c] - 1``
+    with ``frequencies[c, :lengths[c]]``; ``frequencies[c, lengths[c]]`` is the escape of values outside it."""
+    latents = np.asarray(latents, dtype=np.int64)
+    offsets, lengths, frequencies = (np.asarray(a, dtype=np.int64) for a in (offsets, lengths, frequencies))
+    _check_tables(offsets, lengths, frequencies, latents.shape[0])
+    if np.abs(latents).max(initial=0) >= ESCAPE_RANGE // 2:
+        raise SqueezelabError(f"a latent exceeds the coder's range of +-{ESCAPE_RANGE // 2 - 1}")
+    symbols = latents - offsets[:, None]
+    escaped = (symbols < 0) | (symbols >= lengths[:, None])
+    symbols = np.where(escaped, lengths[:, None], symbols).astype(np.int32)
+    ans = _AnsCoder()
+    # A stack: what is pushed first is read last, so the escaped values go in before the channels they follow.
+    raw = (latents[escaped] + ESCAPE_RANGE // 2).astype(np.int32)
+    if raw.size:
+        ans.encode_reverse(raw, _Uniform(ESCAPE_RANGE))
+    for c in reversed(range(latents.shape[0])):
+        ans.encode_reverse(symbols[c], _channel_model(frequencies[c], int(lengths[c])))
+    return ans.get_compressed().astype("<u4").tobytes()
+
+
+def decode_latents(
+    data: bytes, offsets: np.ndarray, lengths: np.ndarray, frequencies: np.ndarray, n: int
+) -> np.ndarray:
+    """The (channels, n) int64 latents ``encode_latents`` coded; any failure is a ``SqueezelabError``."""
+    offsets, lengths, frequencies = (np.asarray(a, dtype=np.int64) for a in (offsets, lengths, frequencies))
+    _check_tables(offsets, lengths, frequencies, len(offsets))
+    if len(data) % 4:
+        raise SqueezelabError(f"coded latents are {len(data)} bytes, not a whole number of 32-bit words")
+    ans = _AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    try:
+        symbols = np.stack(
+            [ans.decode(_channel_model(frequencies[c], int(lengths[c])), n) for c in range(len(offsets))]
+        ).astype(np.int64)
+        escaped = symbols == lengths[:, None]
+        latents = symbols + offsets[:, None]
+        count = int(escaped.sum())
+        if count:
+            latents[escaped] = ans.decode(_Uniform(ESCAPE_RANGE), count).astype(np.int64) - ESCAPE_RANGE // 2
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SqueezelabError(f"coded latents cannot be decoded ({reason})") from None
+    if not ans.is_empty():
+        raise SqueezelabError(f"coded latents do not end after {n} values per channel")
+    return latents

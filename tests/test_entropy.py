@@ -3,15 +3,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squeezelab.compress.entropy import (
+from squeezelab.compress.sparse import sparse_decode, sparse_encode
+from squeezelab.entropy import (
     MAX_ALPHABET,
     coding_stats,
     decode,
+    decode_latents,
     empirical_entropy_bits,
     encode,
+    encode_latents,
     quantize_frequencies,
 )
-from squeezelab.compress.sparse import sparse_decode, sparse_encode
 from squeezelab.errors import SqueezelabError
 
 CODERS = ["ans", "huffman"]
@@ -208,3 +210,49 @@ def test_sparse_rejects_bad_input():
         sparse_decode(np.array([4]), np.array([1]), 2, 0, numel=8)
     with pytest.raises(SqueezelabError, match="gaps for"):
         sparse_decode(np.array([0, 1]), np.array([1]), 2, 0, numel=8)
+
+
+def _laplace_tables(channels: int, reach: int):
+    values = np.arange(-reach, reach + 1)
+    pmf = np.exp(-np.abs(values) / 2.0)
+    freqs = np.rint(pmf / pmf.sum() * (2**16 - 200)).astype(np.int64) + 1
+    table = np.zeros((channels, len(values) + 2), dtype=np.int64)
+    table[:, : len(values)] = freqs
+    table[:, len(values)] = 2**16 - freqs.sum()  # the escape
+    return np.full(channels, -reach), np.full(channels, len(values)), table
+
+
+def test_latents_round_trip_with_escapes_in_both_directions():
+    rng = np.random.default_rng(0)
+    latents = np.rint(rng.laplace(0, 2, (3, 500))).astype(np.int64)
+    latents[0, 3], latents[2, 499], latents[1, 0] = 400, -32000, 9
+    offsets, lengths, freqs = _laplace_tables(3, 8)
+    data = encode_latents(latents, offsets, lengths, freqs)
+    assert np.array_equal(decode_latents(data, offsets, lengths, freqs, 500), latents)
+
+
+def test_coded_latents_cost_their_information_content_under_the_tables():
+    rng = np.random.default_rng(1)
+    latents = np.clip(np.rint(rng.laplace(0, 2, (2, 4000))), -8, 8).astype(np.int64)
+    offsets, lengths, freqs = _laplace_tables(2, 8)
+    bits = -np.log2(freqs[0, latents + 8] / 2**16).sum()
+    coded = 8 * len(encode_latents(latents, offsets, lengths, freqs))
+    assert bits <= coded <= bits * 1.002 + 64
+
+
+def test_corrupted_latents_are_refused_or_decode_to_something_else_never_an_exception():
+    rng = np.random.default_rng(2)
+    latents = np.rint(rng.laplace(0, 2, (2, 64))).astype(np.int64)
+    offsets, lengths, freqs = _laplace_tables(2, 8)
+    data = bytearray(encode_latents(latents, offsets, lengths, freqs))
+    for _ in range(50):
+        broken = bytearray(data)
+        broken[rng.integers(len(broken))] ^= 1 << rng.integers(8)
+        try:
+            decode_latents(bytes(broken), offsets, lengths, freqs, 64)
+        except SqueezelabError:
+            pass
+    with pytest.raises(SqueezelabError, match="32-bit words"):
+        decode_latents(bytes(data[:-1]), offsets, lengths, freqs, 64)
+    with pytest.raises(SqueezelabError, match="cover 2 channels"):
+        encode_latents(latents[:1], offsets, lengths, freqs)
