@@ -155,7 +155,10 @@ def encode_image(codec: LoadedCodec, pixels: np.ndarray, name: str = "image") ->
 
 def decode_bytes(codec: LoadedCodec, data: bytes, name: str = "file") -> np.ndarray:
     """The uint8 image a ``.sqzi`` file holds; a damaged file or one from other weights is refused."""
-    header, payload = unpack(data, name)
+    return _decode(codec, *unpack(data, name), name)
+
+
+def _decode(codec: LoadedCodec, header: Header, payload: bytes, name: str) -> np.ndarray:
     if header.model != codec.name or header.fingerprint != codec.fingerprint:
         raise FileFormatError(
             f"{name} was written by other weights ({header.model}, quality {header.quality}) than {codec.source};"
@@ -176,11 +179,10 @@ def decode_bytes(codec: LoadedCodec, data: bytes, name: str = "file") -> np.ndar
     return pixels.to(torch.uint8).numpy()
 
 
-def codec_for_file(data: bytes, name: str, model: str | None = None) -> LoadedCodec:
+def codec_for_file(header: Header, name: str, model: str | None = None) -> LoadedCodec:
     """The codec that decodes a file: ``model`` if given, else the shipped weights its header names."""
     if model is not None:
         return load_codec(model)
-    header, _ = unpack(data, name)
     if not header.quality:
         raise FileFormatError(
             f"{name} was written by a trained run's codec, not shipped weights; pass it with --model RUN"
@@ -205,17 +207,17 @@ def encode_files(paths: list[str], out_dir: str | os.PathLike, codec: LoadedCode
 def decode_files(paths: list[str], out_dir: str | os.PathLike, model: str | None = None) -> list[Path]:
     """``out_dir/<stem>.png`` for each ``.sqzi`` input, in the mode it was encoded from."""
     outputs = _outputs([Path(path) for path in paths], out_dir, ".png")
-    codecs: dict[tuple, LoadedCodec] = {}
+    codecs: dict[object, LoadedCodec] = {}
     for path, out in zip(paths, outputs, strict=True):
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise DataError(f"cannot read {path} ({exc.strerror or exc})") from None
-        header, _ = unpack(data, str(path))
-        key = (model, header.model, header.quality)
+        header, payload = unpack(data, str(path))
+        key = model if model is not None else (header.model, header.quality)
         if key not in codecs:
-            codecs[key] = codec_for_file(data, str(path), model)
-        pixels = decode_bytes(codecs[key], data, str(path))
+            codecs[key] = codec_for_file(header, str(path), model)
+        pixels = _decode(codecs[key], header, payload, str(path))
         atomic_write(out, png_bytes(pixels))
     return outputs
 

@@ -35,13 +35,14 @@ class Codec(nn.Module):
         self.in_chans = in_chans
 
     def pad(self, x: Tensor) -> Tensor:
+        """``x`` checked and padded (replicating its border) to a multiple of the stride."""
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ConfigError(f"the codec takes (N, {self.in_chans}, H, W) images, got {tuple(x.shape)}")
         height, width = x.shape[-2:]
         return F.pad(x, (0, -width % self.stride, 0, -height % self.stride), mode="replicate")
 
     def encode(self, x: Tensor) -> Tensor:
         """Rounded latents of images ``x`` (N, C, H, W) in [0, 1]: the integers a file stores."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ConfigError(f"the codec takes (N, {self.in_chans}, H, W) images, got {tuple(x.shape)}")
         return torch.round(self.analysis(self.pad(x)))
 
     def decode(self, latents: Tensor, size: tuple[int, int]) -> Tensor:
@@ -49,8 +50,6 @@ class Codec(nn.Module):
         return self.synthesis(latents)[..., : size[0], : size[1]]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ConfigError(f"the codec takes (N, {self.in_chans}, H, W) images, got {tuple(x.shape)}")
         y_hat, likelihoods = self.bottleneck(self.analysis(self.pad(x)))
         return self.synthesis(y_hat)[..., : x.shape[-2], : x.shape[-1]], likelihoods
 
