@@ -3,7 +3,21 @@ import pytest
 import torch
 from PIL import Image
 
-from squeezelab.codec.api import MIN_SIDE, decode_bytes, decode_files, encode_files, encode_image, read_image
+from squeezelab.checkpoint import Checkpoint
+from squeezelab.codec.api import (
+    MIN_SIDE,
+    _loaded,
+    decode_bytes,
+    decode_files,
+    encode_files,
+    encode_image,
+    fingerprint,
+    read_image,
+)
+from squeezelab.compress.config import CompressConfig
+from squeezelab.compress.container import sqz_from_bytes, sqz_to_bytes
+from squeezelab.compress.load import model_from_sqz
+from squeezelab.compress.pipeline import to_sqz
 from squeezelab.errors import ConfigError, DataError, FileFormatError
 
 
@@ -71,3 +85,15 @@ def test_bad_inputs_name_the_file(tiny_codec, tmp_path):
     with pytest.raises(ConfigError, match="share the name 'a'"):
         encode_files([str(tmp_path / "a.png"), str(tmp_path / "sub" / "a.png")], tmp_path / "out", tiny_codec())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_codec_from_a_sqz_file_keeps_its_tables_and_decodes_the_original_files(tiny_codec):
+    codec = tiny_codec("conv_codec")
+    data, _ = sqz_to_bytes(to_sqz(codec.model, {}, CompressConfig(small_dtype="float32")))
+    model, meta = model_from_sqz(sqz_from_bytes(data, "codec.sqz"), "codec.sqz")
+    assert model.bottleneck.tables_current and model.bottleneck.frequencies.dtype == torch.int32
+    assert torch.equal(model.bottleneck.frequencies, codec.model.bottleneck.frequencies)
+    loaded = _loaded(Checkpoint(model, meta, None), 0, "codec.sqz")
+    assert loaded.fingerprint == codec.fingerprint == fingerprint(model)
+    image = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    assert np.array_equal(decode_bytes(loaded, encode_image(codec, image)), _reference(codec, image))

@@ -64,6 +64,7 @@ def example_model(seed: int = 0) -> SqzModel:
         CodedTensor("dense.weight", (7,), np.arange(2, dtype=np.float32), np.array([0, 1, 1, 0, 1, 0, 0]), 1, "ans"),
         RawTensor("bn.running_mean", torch.randn(8, dtype=torch.float64), "float32"),
         RawTensor("bn.num_batches_tracked", torch.tensor(123, dtype=torch.long), "int64"),
+        RawTensor("bottleneck.frequencies", torch.tensor([[1, 65535], [65536, 0]], dtype=torch.int32), "int32"),
     ]
     meta = {"classes": ["cat", "dog"], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "input_shape": [3, 32, 32]}
     return SqzModel({"name": "squeezenet1_1", "kwargs": {"num_classes": 2}}, meta, tensors)
@@ -75,8 +76,8 @@ def expected_state(sqz: SqzModel) -> dict[str, torch.Tensor]:
         if isinstance(t, CodedTensor):
             dense = np.where(t.indices >= 0, t.codebook.astype(np.float32)[np.maximum(t.indices, 0)], 0)
             state[t.name] = torch.from_numpy(dense.astype(np.float32))
-        elif t.dtype == "int64":
-            state[t.name] = t.tensor.long()
+        elif t.dtype in ("int32", "int64"):
+            state[t.name] = t.tensor.to(getattr(torch, t.dtype))
         else:
             state[t.name] = t.tensor.to(getattr(torch, t.dtype)).float()
     return state
@@ -331,7 +332,7 @@ LIES = (
     | st.booleans()
     | st.integers(-3, 600)
     | st.sampled_from([2**16, 2**16 + 1, 2**28, 2**31, 2**63, -(2**63), 0.5, "ans", "huffman", "raw", "coded"])
-    | st.sampled_from(["float16", "float32", "int64", "", "x"])
+    | st.sampled_from(["float16", "float32", "int32", "int64", "", "x"])
     | st.lists(st.integers(-2, 600), max_size=2)
     | st.dictionaries(
         st.sampled_from(["codebook", "index_freqs", "gap_freqs", "indices", "gaps", "data"]),

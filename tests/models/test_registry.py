@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from squeezelab.errors import SqueezelabError, UnknownModelError
-from squeezelab.models import create_model, list_models, model_info
+from squeezelab.models import create_model, list_models, model_info, same_model
 
 EXPECTED = {
     "conv_codec",
@@ -77,3 +77,13 @@ def test_register_model_rejects_duplicates():
     with pytest.raises(RuntimeError, match="registered twice"):
         register_model("classifier", (3, 32, 32))(squeezenet1_1)
     assert model_info("squeezenet1_1").default_input == (3, 224, 224)
+
+
+def test_an_option_given_at_its_default_is_the_same_model():
+    explicit = create_model("conv_codec", downsamplings=3).squeezelab_spec
+    implicit = create_model("conv_codec").squeezelab_spec
+    assert explicit != implicit and same_model(explicit, implicit)
+    assert not same_model(create_model("conv_codec", downsamplings=4).squeezelab_spec, implicit)
+    assert not same_model(implicit, {"name": "squeeze_codec", "kwargs": {}})
+    listed = {"name": "squeezenet_cifar", "kwargs": {"stages": [2, 2, 4]}}  # as JSON gives a default tuple back
+    assert same_model(listed, create_model("squeezenet_cifar").squeezelab_spec)

@@ -5,11 +5,14 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
 import squeezelab
 from squeezelab.cli import main
+from squeezelab.codec.api import decode_bytes, encode_image, load_codec, shipped_codecs
+from squeezelab.codec.rd import psnr
 from squeezelab.errors import ConfigError, FileFormatError
 from squeezelab.weights import list_weights, package_weights, registry, verify_weights
 
@@ -164,6 +167,22 @@ def test_the_shipped_files_match_their_cards_and_load():
     assert len(model.weights_card.data["classes"]) == 10 and model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
+def test_the_shipped_codec_comes_first_and_compresses_an_image_it_never_saw():
+    registry._cards.cache_clear()
+    assert shipped_codecs()[0] == {"model": "conv_codec", "qualities": [1, 2, 3, 4]}
+    ramp = np.linspace(0, 255, 48)
+    image = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, -ramp) / 2 + 128, np.full((48, 48), 90.0)], -1)
+    image = np.round(image).astype(np.uint8)
+    sizes = []
+    for quality in (1, 4):
+        codec = load_codec(quality=quality)
+        data = encode_image(codec, image)
+        decoded = decode_bytes(codec, data)
+        assert decoded.shape == image.shape and psnr(image, decoded) > 30  # an untrained codec reads about 10 dB
+        sizes.append(len(data))
+    assert sizes[0] < sizes[1] < image.size // 8  # higher quality, more bits; both far below raw
+
+
 @pytest.mark.slow
 def test_the_wheel_carries_every_shipped_file(tmp_path):
     root = registry.WEIGHTS_DIR.parents[3]
@@ -187,4 +206,5 @@ def test_the_wheel_carries_every_shipped_file(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"squeezelab/weights/files/{p.name}" for p in registry.WEIGHTS_DIR.iterdir()}
     assert shipped and shipped <= names
-    assert sum(p.stat().st_size for p in registry.WEIGHTS_DIR.iterdir()) <= 5_000_000
+    # A few MB: two SqueezeNet files, four autoencoders and four codec qualities; weights are not a download here.
+    assert sum(p.stat().st_size for p in registry.WEIGHTS_DIR.iterdir()) <= 6_000_000

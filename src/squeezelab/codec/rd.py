@@ -157,26 +157,65 @@ def _mean(rows: list[dict]) -> dict:
     return out
 
 
+def _pchip(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Monotone piecewise-cubic (Fritsch-Carlson PCHIP) interpolation of points (x, y), x strictly increasing."""
+    h, slope = np.diff(x), np.diff(y) / np.diff(x)
+    d = np.empty_like(y)
+    if len(x) == 2:
+        d[:] = slope[0]
+    else:
+        w1, w2 = 2 * h[1:] + h[:-1], h[1:] + 2 * h[:-1]
+        same_sign = slope[:-1] * slope[1:] > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d[1:-1] = np.where(same_sign, (w1 + w2) / (w1 / slope[:-1] + w2 / slope[1:]), 0.0)
+        for end, (h0, h1, s0, s1) in (
+            (0, (h[0], h[1], slope[0], slope[1])),
+            (-1, (h[-1], h[-2], slope[-1], slope[-2])),
+        ):
+            edge = ((2 * h0 + h1) * s0 - h0 * s1) / (h0 + h1)
+            if np.sign(edge) != np.sign(s0):
+                edge = 0.0
+            elif np.sign(s0) != np.sign(s1) and abs(edge) > abs(3 * s0):
+                edge = 3 * s0
+            d[end] = edge
+    i = np.clip(np.searchsorted(x, at, side="right") - 1, 0, len(x) - 2)
+    t = (at - x[i]) / h[i]
+    return (
+        (2 * t**3 - 3 * t**2 + 1) * y[i]
+        + (t**3 - 2 * t**2 + t) * h[i] * d[i]
+        + (-2 * t**3 + 3 * t**2) * y[i + 1]
+        + (t**3 - t**2) * h[i] * d[i + 1]
+    )
+
+
 def bd_rate(anchor: Sequence[tuple[float, float]], test: Sequence[tuple[float, float]]) -> float | None:
     """Bjøntegaard delta rate of ``test`` against ``anchor`` in percent (negative: fewer bits at equal PSNR).
 
-    Each curve is (rate, PSNR) points; log-rate is fitted as a cubic (fewer points: lower degree) in PSNR and
-    the fits' mean difference taken over the PSNR interval both curves cover. None if they do not overlap.
+    Each curve is (rate, PSNR) points. Log-rate is interpolated piecewise-cubically and monotonically in PSNR
+    (PCHIP, as the current VCEG/JVET practice) and the mean difference taken over the PSNR interval both curves
+    cover; a single cubic fitted through many points would swing wildly where a curve bends sharply (JPEG
+    re-encoding the CIFAR-10 JPEGs near their own quality). None if the curves do not overlap.
     """
-    if len(anchor) < 2 or len(test) < 2:
-        return None
-    integrals = []
-    low = max(min(p for _, p in anchor), min(p for _, p in test))
-    high = min(max(p for _, p in anchor), max(p for _, p in test))
+    curves = []
+    for points in (anchor, test):
+        ordered = sorted((p, math.log(r)) for r, p in points if r > 0)
+        kept = [ordered[0]] if ordered else []
+        for point in ordered[1:]:  # PSNR must rise strictly along a curve; ties keep the cheaper point
+            if point[0] > kept[-1][0]:
+                kept.append(point)
+        if len(kept) < 2:
+            return None
+        curves.append(np.array(kept))
+    low = max(curve[0, 0] for curve in curves)
+    high = min(curve[-1, 0] for curve in curves)
     if high <= low:
         return None
-    for curve in (anchor, test):
-        rates = np.log([r for r, _ in curve])
-        quality = np.array([p for _, p in curve])
-        fit = np.polyint(np.polyfit(quality, rates, min(3, len(curve) - 1)))
-        integrals.append(np.polyval(fit, high) - np.polyval(fit, low))
-    mean_difference = (integrals[1] - integrals[0]) / (high - low)
-    return float((math.exp(mean_difference) - 1) * 100)
+    grid = np.linspace(low, high, 1001)
+    means = []
+    for curve in curves:
+        values = _pchip(curve[:, 0], curve[:, 1], grid)
+        means.append((values.sum() - (values[0] + values[-1]) / 2) / (len(grid) - 1))  # trapezoid rule
+    return float((math.exp(means[1] - means[0]) - 1) * 100)
 
 
 def evaluate(

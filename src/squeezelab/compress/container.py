@@ -18,7 +18,7 @@ The header::
 
 A raw record stores a tensor as it is (biases, batch-norm statistics and counters)::
 
-    {"kind": "raw", "name": str, "shape": [int, ...], "dtype": "float16" | "float32" | "int64",
+    {"kind": "raw", "name": str, "shape": [int, ...], "dtype": "float16" | "float32" | "int32" | "int64",
      "bytes": {"data": numel * itemsize}}
 
     data  the elements in row-major order
@@ -90,7 +90,7 @@ MAX_FILE_BYTES = 2**32
 MAX_NDIM = 32
 MAX_CODEBOOK = 2**16
 FLOAT_DTYPES = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
-RAW_DTYPES = {**FLOAT_DTYPES, "int64": np.dtype("<i8")}
+RAW_DTYPES = {**FLOAT_DTYPES, "int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
 CODED_BLOBS = ("codebook", "index_freqs", "gap_freqs", "indices", "gaps")
 SPARSE_BLOBS = ("gap_freqs", "gaps", "values")
 _PREFIX = struct.Struct("<4sHI")  # magic, version, header length
@@ -128,7 +128,7 @@ class SparseTensor:
 class RawTensor:
     name: str
     tensor: torch.Tensor
-    dtype: str  # stored as "float16" | "float32" | "int64"
+    dtype: str  # stored as "float16" | "float32" | "int32" | "int64"
 
 
 @dataclass
@@ -223,7 +223,7 @@ def _encode_raw(t: RawTensor) -> tuple[dict, dict[str, bytes], dict]:
     if t.dtype not in RAW_DTYPES:
         raise ConfigError(f"{t.name}: raw tensors are stored as {', '.join(RAW_DTYPES)}, not {t.dtype!r}")
     tensor = t.tensor.detach().cpu()
-    if tensor.is_floating_point() == (t.dtype == "int64"):
+    if tensor.is_floating_point() != (t.dtype in FLOAT_DTYPES):
         raise ConfigError(f"{t.name}: a {tensor.dtype} tensor cannot be stored as {t.dtype}")
     array = tensor.to(getattr(torch, t.dtype)).contiguous().numpy()
     blobs = {"data": array.astype(RAW_DTYPES[t.dtype], copy=False).tobytes()}
@@ -458,7 +458,10 @@ def read_sqz(path: str | os.PathLike) -> SqzModel:
 
 
 def decode_state_dict(sqz: SqzModel) -> dict[str, torch.Tensor]:
-    """Dense tensors: coded ones as float32 ``codebook[index]`` (0 where pruned), raw floats as float32."""
+    """Dense tensors: coded ones as float32 ``codebook[index]`` (0 where pruned), raw floats as float32.
+
+    Raw integers keep their stored width.
+    """
     state = {}
     for t in sqz.tensors:
         if isinstance(t, CodedTensor):
@@ -467,5 +470,6 @@ def decode_state_dict(sqz: SqzModel) -> dict[str, torch.Tensor]:
         elif isinstance(t, SparseTensor):
             state[t.name] = torch.from_numpy(np.asarray(t.dense, dtype=np.float32))
         else:
-            state[t.name] = t.tensor.float() if t.tensor.is_floating_point() else t.tensor.long()
+            tensor = t.tensor
+            state[t.name] = tensor.float() if tensor.is_floating_point() else tensor.to(getattr(torch, t.dtype))
     return state

@@ -106,7 +106,9 @@ def to_sqz(model: nn.Module, meta: dict, cfg: CompressConfig, coder: str | None 
         elif key.endswith(".weight") and layer in layers:
             tensors.append(SparseTensor(key, value.detach().cpu().float().numpy(), cfg.gap_bits, coder))
         else:
-            dtype = cfg.small_dtype if value.is_floating_point() else "int64"
+            # Integer buffers (counters, a codec's entropy-coding tables) are kept exactly, at their own width.
+            wide = value.dtype == torch.int64
+            dtype = cfg.small_dtype if value.is_floating_point() else "int64" if wide else "int32"
             tensors.append(RawTensor(key, value.detach().cpu(), dtype))
     return SqzModel(model={"name": spec["name"], "kwargs": spec["kwargs"]}, meta=meta, tensors=tensors)
 

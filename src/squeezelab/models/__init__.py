@@ -6,7 +6,7 @@ from squeezelab.models.codecs import Codec
 from squeezelab.models.contractive import jacobian_penalty
 from squeezelab.models.fire import Fire, FireUp
 from squeezelab.models.fold import fold_batch_norm, for_inference
-from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from squeezelab.models.registry import ModelInfo, create_model, list_models, model_info, register_model, same_model
 from squeezelab.models.squeezenet import load_torchvision_weights
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "FireUp",
     "ModelInfo",
     "create_model",
+    "same_model",
     "fold_batch_norm",
     "for_inference",
     "jacobian_penalty",

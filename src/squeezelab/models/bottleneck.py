@@ -72,6 +72,7 @@ class EntropyBottleneck(nn.Module):
         self.register_buffer("offsets", torch.zeros(0, dtype=torch.int32))
         self.register_buffer("lengths", torch.zeros(0, dtype=torch.int32))
         self.register_buffer("frequencies", torch.zeros(0, 0, dtype=torch.int32))
+        self.tables_current = False  # False once a training step may have moved the densities
 
     def logits_cumulative(self, x: Tensor) -> Tensor:
         """``x`` (channels, 1, n) -> logits of ``c(x)``, same shape."""
@@ -96,6 +97,7 @@ class EntropyBottleneck(nn.Module):
     def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """(quantised latents, their likelihoods): additive uniform noise in training, rounding otherwise."""
         if self.training:
+            self.tables_current = False
             y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         else:
             y_hat = torch.round(y)
@@ -123,15 +125,19 @@ class EntropyBottleneck(nn.Module):
         self.offsets = torch.tensor(lows, dtype=torch.int32)
         self.lengths = torch.tensor(lengths, dtype=torch.int32)
         self.frequencies = torch.stack([F.pad(t, (0, width - len(t))) for t in tables])
+        self.tables_current = True
 
     @property
     def has_tables(self) -> bool:
         return len(self.lengths) == self.channels
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
-        # Saved weights always carry the tables of their own densities: a decoder elsewhere must not recompute
-        # them in its own floating point, where a rounding could shift a frequency and derail the decoding.
-        self.update_tables()
+        # Saved weights always carry the tables of their own densities. Loaded tables are kept as they are,
+        # never recomputed: a decoder elsewhere, in its own floating point, could shift a frequency by one and
+        # derail the decoding (and the weights' fingerprint, taken over the state dict, would change). A model
+        # built on the meta device, to be filled from a file, has no densities to tabulate yet.
+        if not self.tables_current and not any(p.is_meta for p in self.parameters()):
+            self.update_tables()
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
@@ -141,6 +147,7 @@ class EntropyBottleneck(nn.Module):
             if stored is not None:
                 setattr(self, name, torch.empty_like(stored))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.tables_current = self.has_tables
 
 
 def quantize_pmf(pmf: Tensor, precision: int = TABLE_PRECISION) -> Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -70,3 +71,17 @@ def create_model(name: str, **kwargs) -> nn.Module:
     # Checkpoints record how to rebuild the model: its registry name and the arguments it was built with.
     model.squeezelab_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
+
+
+def same_model(a: dict | None, b: dict | None) -> bool:
+    """Whether two recorded specs build the same model: an option given at its default equals leaving it out."""
+    if not a or not b or a.get("name") != b.get("name") or a.get("name") not in _REGISTRY:
+        return a == b
+    params = inspect.signature(_REGISTRY[a["name"]].builder).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+    # Compared as JSON stores them: a checkpoint's tuples come back as lists.
+    def resolved(spec: dict) -> str:
+        return json.dumps({**defaults, **spec.get("kwargs", {})}, sort_keys=True, default=str)
+
+    return resolved(a) == resolved(b)

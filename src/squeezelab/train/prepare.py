@@ -15,7 +15,7 @@ from torch import nn
 from squeezelab.checkpoint import Checkpoint, open_checkpoint
 from squeezelab.data import BatchTransform, DataSplits, ImageDataset, load_dataset, split_validation
 from squeezelab.errors import ConfigError, DataError, SqueezelabError
-from squeezelab.models import create_model, model_info
+from squeezelab.models import create_model, model_info, same_model
 from squeezelab.models.fold import for_inference
 from squeezelab.train.config import DataConfig, TrainConfig
 from squeezelab.train.distributed import ProcessGroup
@@ -152,9 +152,8 @@ def _open(role: str, path: str, device: torch.device) -> Checkpoint:
 def start_from(model: nn.Module, path: str, device: torch.device) -> None:
     """Copy the weights of a trained checkpoint of the same model and options into ``model`` (fine-tuning)."""
     ckpt = _open("init_from", path, device)
-    # Compared as JSON stores them: a checkpoint's tuples come back as lists.
     ours = json.loads(json.dumps(getattr(model, "squeezelab_spec", None)))
-    if ckpt.meta.get("model") != ours:
+    if not same_model(ckpt.meta.get("model"), ours):
         raise SqueezelabError(
             f"init_from {ckpt.path} holds {ckpt.meta.get('model')}, this run trains {ours};"
             " start from a checkpoint of the same model and options"
