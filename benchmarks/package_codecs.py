@@ -13,11 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
+from squeezelab.checkpoint import read_metrics
 from squeezelab.inference import evaluate
 from squeezelab.weights import package_weights
 from squeezelab.weights.registry import WEIGHTS_DIR
 
-LAMBDAS = {1: 0.004, 2: 0.013, 3: 0.045, 4: 0.16}
 SCRIPT = "benchmarks/train_codecs.sh"
 MACHINE = "AMD EPYC family 25 model 1 (Zen 3), 2 cores, fp32, one thread per run"
 TRAINED_ON = (
@@ -27,14 +27,15 @@ TRAINED_ON = (
 
 
 def _history(run: Path) -> tuple[float, int]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return sum(row["seconds"] for row in rows), len(rows)
+    epochs = read_metrics(run)
+    return sum(epoch["seconds"] for epoch in epochs), len(epochs)
 
 
 def main(model: str, default: bool) -> None:
     base_seconds, base_epochs = _history(Path(f"runs/{model}-q2"))
-    for quality, rate_lambda in LAMBDAS.items():
+    for quality in (1, 2, 3, 4):  # the lambdas are train_codecs.sh's, read back from each run's config
         run = Path(f"runs/{model}-q{quality}")
+        rate_lambda = json.loads((run / "config.json").read_text())["rate_lambda"]
         seconds, epochs = _history(run)
         if quality != 2:  # fine-tuned from q2: its training counts too
             seconds, epochs = seconds + base_seconds, epochs + base_epochs

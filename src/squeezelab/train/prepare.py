@@ -7,8 +7,6 @@ clear line up front rather than a shape error some steps in.
 
 from __future__ import annotations
 
-import json
-
 import torch
 from torch import nn
 
@@ -152,7 +150,7 @@ def _open(role: str, path: str, device: torch.device) -> Checkpoint:
 def start_from(model: nn.Module, path: str, device: torch.device) -> None:
     """Copy the weights of a trained checkpoint of the same model and options into ``model`` (fine-tuning)."""
     ckpt = _open("init_from", path, device)
-    ours = json.loads(json.dumps(getattr(model, "squeezelab_spec", None)))
+    ours = getattr(model, "squeezelab_spec", None)
     if not same_model(ckpt.meta.get("model"), ours):
         raise SqueezelabError(
             f"init_from {ckpt.path} holds {ckpt.meta.get('model')}, this run trains {ours};"
