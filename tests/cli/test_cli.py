@@ -136,6 +136,9 @@ def test_parsers():
         "code_size": 16,
         "stages": (1, 2),
     }
+    flags = parse_model_args(["batch_norm=false", "a=True", "b=FALSE", "c=False"])
+    assert flags == {"batch_norm": False, "a": True, "b": False, "c": False}
+    assert all(type(v) is bool for v in flags.values())
     with pytest.raises(SqueezelabError):
         parse_shape("0x2x2")
 

@@ -11,7 +11,7 @@ def test_demo_trains_every_model_and_writes_a_report(tmp_path, capsys):
         assert name in out
         assert (tmp_path / "demo" / name / "best.safetensors").exists()
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "| squeeze_ae | autoencoder | 42,392 |" in report
+    assert "| squeeze_ae | autoencoder | 35,938 |" in report
     assert (tmp_path / "demo" / "plots" / "reconstructions.png").exists()
 
     assert main(["demo", "--out-dir", str(tmp_path)]) == 2  # a second run never replaces the report silently

@@ -50,8 +50,17 @@ def test_wrong_shape_names_expected_and_given(name):
 
 def test_squeeze_ae_costs_less_than_its_convolutional_counterpart():
     squeeze, conv = create_model("squeeze_ae"), create_model("conv_ae")
-    assert count_parameters(squeeze)[0] == 42_392 and count_parameters(conv)[0] == 111_521
+    assert count_parameters(squeeze)[0] == 35_938 and count_parameters(conv)[0] == 111_521
+    assert count_parameters(squeeze)[0] <= count_parameters(conv)[0] / 3  # issue 32's size goal
     assert count_macs(squeeze, (1, 28, 28)) < count_macs(conv, (1, 28, 28))
+
+
+def test_squeeze_ae_without_its_new_options_is_the_first_layout():
+    """The shipped squeeze_ae:mnist card builds this layout; its keys must stay those of the saved file."""
+    old = create_model("squeeze_ae", encoder_channels=4, decoder_channels=8, unfold_expand=0, batch_norm=False)
+    assert count_parameters(old)[0] == 29_360
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())
+    assert {"up.0.squeeze.weight", "up.0.expand1x1.weight", "up.0.expand3x3.weight"} <= set(old.state_dict())
 
 
 def test_squeeze_ae_has_fire_modules_on_both_sides():

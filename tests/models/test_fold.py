@@ -14,10 +14,13 @@ from squeezelab.models.fold import fold_batch_norm, foldable
 SMALL = {"stem_channels": 16, "base_e": 32, "incr_e": 16, "stages": (1, 1, 2), "bypass": "complex"}
 
 
-def trained_looking_bn_model() -> nn.Module:
+def trained_looking_bn_model(name: str = "squeezenet_cifar") -> nn.Module:
     """BN statistics and affine parameters away from their initial values, as after training."""
     torch.manual_seed(0)
-    model = create_model("squeezenet_cifar", num_classes=10, batch_norm=True, **SMALL)
+    if name == "squeezenet_cifar":
+        model = create_model(name, num_classes=10, batch_norm=True, **SMALL)
+    else:  # batch norm is squeeze_ae's default: foldable without naming the option
+        model = create_model(name, in_chans=3, img_size=32)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -28,8 +31,9 @@ def trained_looking_bn_model() -> nn.Module:
     return model.eval()
 
 
-def test_folded_model_computes_the_same_without_batch_norm():
-    model = trained_looking_bn_model()
+@pytest.mark.parametrize("name", ["squeezenet_cifar", "squeeze_ae"])
+def test_folded_model_computes_the_same_without_batch_norm(name):
+    model = trained_looking_bn_model(name)
     folded = fold_batch_norm(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert folded.squeezelab_spec["kwargs"]["batch_norm"] is False and not folded.training
@@ -38,12 +42,14 @@ def test_folded_model_computes_the_same_without_batch_norm():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
 
 
-def test_folding_keeps_pruned_weights_zero():
-    model = trained_looking_bn_model()
+@pytest.mark.parametrize("name", ["squeezenet_cifar", "squeeze_ae"])
+def test_folding_keeps_pruned_weights_zero(name):
+    model = trained_looking_bn_model(name)
     apply_masks(model, magnitude_masks(model, 0.4))
     folded = fold_batch_norm(model)
-    before = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
-    after = [m.weight for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    before = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    after = [m.weight for m in folded.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(after) == len(before) and any(isinstance(m, nn.Linear) for m in folded.modules()) == (name != "squeezenet_cifar")
     for b, a in zip(before, after, strict=True):
         assert torch.equal(b == 0, a == 0)
 
@@ -51,6 +57,7 @@ def test_folding_keeps_pruned_weights_zero():
 def test_only_registered_batch_norm_models_fold():
     assert foldable(trained_looking_bn_model())
     assert not foldable(create_model("squeezenet_cifar"))
+    assert foldable(create_model("squeeze_ae")) and not foldable(create_model("squeeze_ae", batch_norm=False))
     with pytest.raises(ValueError, match="batch_norm=True"):
         fold_batch_norm(create_model("squeezenet_cifar"))
 

@@ -50,12 +50,18 @@ def parse_shape(text: str, *, channels_optional: bool = False) -> tuple[int, ...
 
 
 def parse_model_args(pairs: Sequence[str]) -> dict:
-    """['bypass=simple', 'code_size=16'] -> {'bypass': 'simple', 'code_size': 16}; values are Python literals."""
+    """['bypass=simple', 'code_size=16'] -> {'bypass': 'simple', 'code_size': 16}; values are Python literals.
+
+    true and false in any case are booleans: as the string "false" they would switch an option on.
+    """
     kwargs = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--arg takes KEY=VALUE, got {pair!r}")
+        if value.lower() in ("true", "false"):
+            kwargs[key] = value.lower() == "true"
+            continue
         try:
             kwargs[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

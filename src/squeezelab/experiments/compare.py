@@ -94,11 +94,11 @@ CONTENDERS: dict[Kind, dict[str, Contender]] = {
 # The design-space sweep (--sweep): squeeze_ae with one of the SqueezeNet paper's levers moved at a time, beside
 # the traditional models, so the report can draw the front of size and compute against error.
 SWEEP: tuple[Contender, ...] = (
-    Contender("squeeze_ae[sr=0.125]", "squeeze_ae", {"squeeze_ratio": 0.125}),
     Contender("squeeze_ae[sr=0.5]", "squeeze_ae", {"squeeze_ratio": 0.5}),
     Contender("squeeze_ae[3x3=0.75]", "squeeze_ae", {"pct_3x3": 0.75}),
-    Contender("squeeze_ae[fire=24,48]", "squeeze_ae", {"fire_channels": (24, 48)}),
-    Contender("squeeze_ae[code maps=4,16]", "squeeze_ae", {"encoder_channels": 4, "decoder_channels": 16}),
+    Contender("squeeze_ae[code maps=8,12]", "squeeze_ae", {"encoder_channels": 8, "decoder_channels": 12}),
+    Contender("squeeze_ae[no unfold expand]", "squeeze_ae", {"unfold_expand": 0}),
+    Contender("squeeze_ae[no batch norm]", "squeeze_ae", {"batch_norm": False}),
 )
 SWEEP_BASELINES = ("dense_ae", "conv_ae", "squeeze_ae")
 

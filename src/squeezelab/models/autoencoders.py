@@ -16,7 +16,7 @@ from torch import Tensor, fx, nn
 
 from squeezelab.errors import ConfigError
 from squeezelab.models._checks import check_images, pair
-from squeezelab.models.fire import FireUp, check_levers, fire_for
+from squeezelab.models.fire import Expand, FireUp, check_levers, fire_for
 from squeezelab.models.registry import register_model
 
 
@@ -155,6 +155,10 @@ def conv_ae(
     return ConvAutoencoder(in_chans, img_size, channels, code_size)
 
 
+def _batch_norm(channels: int, enabled: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if enabled else nn.Identity()
+
+
 class SqueezeAutoencoder(Autoencoder):
     """Fire modules on both sides of a linear code, built with the SqueezeNet paper's levers.
 
@@ -176,6 +180,8 @@ class SqueezeAutoencoder(Autoencoder):
         pct_3x3: float,
         encoder_channels: int,
         decoder_channels: int,
+        unfold_expand: int,
+        batch_norm: bool,
         code_size: int,
     ) -> None:
         super().__init__("squeeze_ae", in_chans, img_size, code_size)
@@ -183,13 +189,14 @@ class SqueezeAutoencoder(Autoencoder):
             raise ConfigError("squeeze_ae needs at least one Fire module: give fire_channels")
         check_levers(squeeze_ratio, pct_3x3)
         self.sizes = _halvings(self.img_size, len(fire_channels))
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, stem_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True))
+        stem = nn.Conv2d(in_chans, stem_channels, 3, stride=2, padding=1, bias=not batch_norm)
+        self.stem = nn.Sequential(stem, _batch_norm(stem_channels, batch_norm), nn.ReLU(inplace=True))
         widths = [stem_channels, *fire_channels]
         encoder: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             if i:
                 encoder.append(nn.MaxPool2d(2, ceil_mode=True))
-            encoder.append(fire_for(c_in, c_out, squeeze_ratio, pct_3x3))
+            encoder.append(fire_for(c_in, c_out, squeeze_ratio, pct_3x3, batch_norm))
         encoder += [nn.Conv2d(widths[-1], encoder_channels, kernel_size=1), nn.ReLU(inplace=True)]
         self.encoder = nn.Sequential(*encoder)
         h, w = self.sizes[-1]
@@ -197,9 +204,13 @@ class SqueezeAutoencoder(Autoencoder):
         self.to_code = nn.Linear(encoder_channels * h * w, code_size)
         self.from_code = nn.Linear(code_size, decoder_channels * h * w)
         self.unfolded = (decoder_channels, h, w)
-        rising = [decoder_channels, *fire_channels[-2::-1]]
+        # The unfolded code as the squeeze layer of a Fire module: an expand to many maps is cheap here, and
+        # the ReLU on many maps is where conv_ae's 1,568-wide unfolding gets its quality (measured on MNIST).
+        self.unfold = Expand(decoder_channels, unfold_expand, pct_3x3, batch_norm) if unfold_expand else nn.ReLU()
+        rising = [unfold_expand or decoder_channels, *fire_channels[-2::-1]]
         self.up = nn.ModuleList(
-            FireUp(c_in, c_out, squeeze_ratio, pct_3x3) for c_in, c_out in zip(rising[:-1], rising[1:], strict=True)
+            FireUp(c_in, c_out, squeeze_ratio, pct_3x3, batch_norm)
+            for c_in, c_out in zip(rising[:-1], rising[1:], strict=True)
         )
         self.head = nn.Conv2d(rising[-1], in_chans * 4, 3, padding=1)
         # PyTorch's default init shrinks activations through this many thin layers until the sigmoid output is
@@ -207,14 +218,15 @@ class SqueezeAutoencoder(Autoencoder):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def encode(self, x: Tensor) -> Tensor:
         check_images(x, self.name, self.in_chans, size=self.img_size)
         return self.to_code(self.encoder(self.stem(x)).flatten(1))
 
     def decode(self, code: Tensor) -> Tensor:
-        x = F.relu(self.from_code(code)).view(code.shape[0], *self.unfolded)
+        x = self.unfold(self.from_code(code).view(code.shape[0], *self.unfolded))
         for up, size in zip(self.up, self.sizes[-2:0:-1], strict=True):
             x = up(x, size)
         x = F.pixel_shuffle(self.head(x), 2)  # the stem's stride undone: odd sizes come out one larger
@@ -229,8 +241,10 @@ def squeeze_ae(
     fire_channels: Sequence[int] = (32, 64),
     squeeze_ratio: float = 0.25,
     pct_3x3: float = 0.5,
-    encoder_channels: int = 8,
-    decoder_channels: int = 12,
+    encoder_channels: int = 6,
+    decoder_channels: int = 8,
+    unfold_expand: int = 64,
+    batch_norm: bool = True,
     code_size: int = 32,
 ) -> SqueezeAutoencoder:
     """Squeeze autoencoder: Fire encoder, FireUp decoder with a pixel-shuffle head; the paper's levers as options."""
@@ -243,5 +257,7 @@ def squeeze_ae(
         pct_3x3,
         encoder_channels,
         decoder_channels,
+        unfold_expand,
+        batch_norm,
         code_size,
     )

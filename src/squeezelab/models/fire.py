@@ -85,25 +85,41 @@ def fire_planes(out_planes: int, squeeze_ratio: float, pct_3x3: float) -> tuple[
     return max(1, round(squeeze_ratio * out_planes)), out_planes - expand3x3, expand3x3
 
 
-def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> Fire:
+def fire_for(inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float, batch_norm: bool = False) -> Fire:
     """A Fire module with ``out_planes`` outputs, its squeeze and expand planes set by the levers."""
-    return Fire(inplanes, *fire_planes(out_planes, squeeze_ratio, pct_3x3))
+    return Fire(inplanes, *fire_planes(out_planes, squeeze_ratio, pct_3x3), batch_norm=batch_norm)
 
 
-class FireUp(nn.Module):
+class Expand(nn.Module):
+    """Fire's expand half on its own: parallel 1x1 and 3x3 convolutions, concatenated, then ReLU."""
+
+    def __init__(self, inplanes: int, out_planes: int, pct_3x3: float, batch_norm: bool = False) -> None:
+        super().__init__()
+        _, expand1x1, expand3x3 = fire_planes(out_planes, 1.0, pct_3x3)
+        self.expand1x1 = nn.Conv2d(inplanes, expand1x1, kernel_size=1, bias=not batch_norm)
+        self.expand1x1_bn = nn.BatchNorm2d(expand1x1) if batch_norm else nn.Identity()
+        self.expand3x3 = nn.Conv2d(inplanes, expand3x3, kernel_size=3, padding=1, bias=not batch_norm)
+        self.expand3x3_bn = nn.BatchNorm2d(expand3x3) if batch_norm else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(torch.cat([self.expand1x1_bn(self.expand1x1(x)), self.expand3x3_bn(self.expand3x3(x))], 1))
+
+
+class FireUp(Expand):
     """Decoder counterpart of Fire: squeeze with 1x1 at low resolution, upsample, then expand 1x1 | 3x3.
 
     Squeezing before upsampling keeps the expensive 3x3 expand on few input channels, the same economy
     the encoder's Fire module makes.
     """
 
-    def __init__(self, inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float) -> None:
-        super().__init__()
-        squeeze, expand1x1, expand3x3 = fire_planes(out_planes, squeeze_ratio, pct_3x3)
-        self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1)
-        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1)
-        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1)
+    def __init__(
+        self, inplanes: int, out_planes: int, squeeze_ratio: float, pct_3x3: float, batch_norm: bool = False
+    ) -> None:
+        squeeze = fire_planes(out_planes, squeeze_ratio, pct_3x3)[0]
+        super().__init__(squeeze, out_planes, pct_3x3, batch_norm)
+        self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1, bias=not batch_norm)
+        self.squeeze_bn = nn.BatchNorm2d(squeeze) if batch_norm else nn.Identity()
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        s = nn.functional.interpolate(torch.relu(self.squeeze(x)), size=size, mode="nearest")
-        return torch.relu(torch.cat([self.expand1x1(s), self.expand3x3(s)], 1))
+        s = nn.functional.interpolate(torch.relu(self.squeeze_bn(self.squeeze(x))), size=size, mode="nearest")
+        return super().forward(s)

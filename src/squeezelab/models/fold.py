@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from squeezelab.errors import ConfigError
-from squeezelab.models.registry import create_model
+from squeezelab.models.registry import create_model, resolved_options
 
 
 def foldable(model: nn.Module) -> bool:
     """Whether ``model`` is a registered model built with ``batch_norm=True``: what ``fold_batch_norm`` takes."""
     spec = getattr(model, "squeezelab_spec", None)
-    return spec is not None and bool(spec["kwargs"].get("batch_norm"))
+    return spec is not None and bool(resolved_options(spec).get("batch_norm"))
 
 
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
@@ -36,8 +37,8 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     """The registered model rebuilt with ``batch_norm=False`` and every BN folded into its convolution.
 
     The result computes what ``model`` computes in eval mode (up to float rounding). ``model`` must be built
-    by ``create_model`` with a ``batch_norm`` option, and have no parameters outside its convolutions and
-    batch norms, which is the case for ``squeezenet_cifar``.
+    by ``create_model`` with a ``batch_norm`` option; its other layers (squeeze_ae's linear code maps) are
+    copied as they are.
     """
     if not foldable(model):
         raise ConfigError("fold_batch_norm takes a registered model built with batch_norm=True")
@@ -46,9 +47,17 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     plain = create_model(spec["name"], **{**spec["kwargs"], "batch_norm": False}).to(device)
     pairs = _conv_bn_pairs(model)
     targets = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
-    if len(pairs) != len(targets) or any(not isinstance(m, nn.Conv2d) for m in _owners_of_parameters(plain)):
+    others = [m for m in _layers_with_parameters(model) if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    other_targets = [m for m in _layers_with_parameters(plain) if not isinstance(m, nn.Conv2d)]
+    same_layers = len(others) == len(other_targets) and all(
+        isinstance(a, type(b)) for a, b in zip(others, other_targets, strict=True)  # a pruned layer subclasses its own
+    )
+    if len(pairs) != len(targets) or not same_layers:
         raise ConfigError(f"{spec['name']} without batch norm is not the same network with conv biases")
     with torch.no_grad():
+        for source, target in zip(others, other_targets, strict=True):
+            for name, param in target.named_parameters(recurse=False):
+                param.copy_(getattr(source, name))  # as the network sees it, also when pruning parametrizes it
         for (conv, bn), target in zip(pairs, targets, strict=True):
             weight = conv.weight.detach()  # as the network sees it, also when pruning parametrizes it
             bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
@@ -61,8 +70,14 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return plain.train(model.training)
 
 
-def _owners_of_parameters(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+def _layers_with_parameters(model: nn.Module) -> list[nn.Module]:
+    """Layers that hold parameters, a pruned one included (its weight then lives in a ParametrizationList)."""
+    return [
+        m
+        for m in model.modules()
+        if not isinstance(m, parametrize.ParametrizationList)
+        and (parametrize.is_parametrized(m) or next(m.parameters(recurse=False), None) is not None)
+    ]
 
 
 def for_inference(model: nn.Module) -> nn.Module:

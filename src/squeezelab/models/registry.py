@@ -73,15 +73,20 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
+def resolved_options(spec: dict) -> dict:
+    """Every option of a recorded spec's model: the builder's defaults updated with the recorded kwargs."""
+    params = inspect.signature(model_info(spec["name"]).builder).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**defaults, **spec.get("kwargs", {})}
+
+
 def same_model(a: dict | None, b: dict | None) -> bool:
     """Whether two recorded specs build the same model: an option given at its default equals leaving it out."""
     if not a or not b or a.get("name") != b.get("name") or a.get("name") not in _REGISTRY:
         return a == b
-    params = inspect.signature(_REGISTRY[a["name"]].builder).parameters
-    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
     # Compared as JSON stores them: a checkpoint's tuples come back as lists.
     def resolved(spec: dict) -> str:
-        return json.dumps({**defaults, **spec.get("kwargs", {})}, sort_keys=True, default=str)
+        return json.dumps(resolved_options(spec), sort_keys=True, default=str)
 
     return resolved(a) == resolved(b)
