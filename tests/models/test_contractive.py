@@ -56,7 +56,7 @@ def test_estimator_is_unbiased_with_few_projections():
 
 def test_estimator_works_for_squeeze_ae_and_carries_gradients():
     torch.manual_seed(0)
-    model = create_model("squeeze_ae", img_size=12).double()
+    model = create_model("squeeze_ae", img_size=12).double().eval()  # train-mode BN would mix the batch
     x = torch.rand(3, 1, 12, 12, dtype=torch.float64)
     reference = exact_frobenius(model.encode, x)
     full = jacobian_penalty(model.encode, x, n_projections=model.code_size)

@@ -50,7 +50,8 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     others = [m for m in _layers_with_parameters(model) if not isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     other_targets = [m for m in _layers_with_parameters(plain) if not isinstance(m, nn.Conv2d)]
     same_layers = len(others) == len(other_targets) and all(
-        isinstance(a, type(b)) for a, b in zip(others, other_targets, strict=True)  # a pruned layer subclasses its own
+        isinstance(a, type(b))
+        for a, b in zip(others, other_targets, strict=True)  # a pruned layer subclasses its own
     )
     if len(pairs) != len(targets) or not same_layers:
         raise ConfigError(f"{spec['name']} without batch norm is not the same network with conv biases")
