@@ -16,7 +16,7 @@ from torch import Tensor, fx, nn
 
 from squeezelab.errors import ConfigError
 from squeezelab.models._checks import check_images, pair
-from squeezelab.models.fire import Expand, FireUp, check_levers, fire_for
+from squeezelab.models.fire import Expand, FireUp, batch_norm_or_identity, check_levers, fire_for
 from squeezelab.models.registry import register_model
 
 
@@ -155,10 +155,6 @@ def conv_ae(
     return ConvAutoencoder(in_chans, img_size, channels, code_size)
 
 
-def _batch_norm(channels: int, enabled: bool) -> nn.Module:
-    return nn.BatchNorm2d(channels) if enabled else nn.Identity()
-
-
 class SqueezeAutoencoder(Autoencoder):
     """Fire modules on both sides of a linear code, built with the SqueezeNet paper's levers.
 
@@ -190,7 +186,7 @@ class SqueezeAutoencoder(Autoencoder):
         check_levers(squeeze_ratio, pct_3x3)
         self.sizes = _halvings(self.img_size, len(fire_channels))
         stem = nn.Conv2d(in_chans, stem_channels, 3, stride=2, padding=1, bias=not batch_norm)
-        self.stem = nn.Sequential(stem, _batch_norm(stem_channels, batch_norm), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(stem, batch_norm_or_identity(stem_channels, batch_norm), nn.ReLU(inplace=True))
         widths = [stem_channels, *fire_channels]
         encoder: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):

@@ -17,6 +17,11 @@ from squeezelab.errors import ConfigError
 Bypass = Literal["none", "identity", "conv"]
 
 
+def batch_norm_or_identity(channels: int, enabled: bool) -> nn.Module:
+    """The BN that follows a convolution when ``enabled``, else an Identity: forward is the same code either way."""
+    return nn.BatchNorm2d(channels) if enabled else nn.Identity()
+
+
 class Fire(nn.Module):
     def __init__(
         self,
@@ -35,17 +40,17 @@ class Fire(nn.Module):
         # inference folds back into the convolution.
         bias = not batch_norm
         self.squeeze = nn.Conv2d(inplanes, squeeze_planes, kernel_size=1, bias=bias)
-        self.squeeze_bn = nn.BatchNorm2d(squeeze_planes) if batch_norm else nn.Identity()
+        self.squeeze_bn = batch_norm_or_identity(squeeze_planes, batch_norm)
         self.squeeze_activation = nn.ReLU(inplace=True)
         self.expand1x1 = nn.Conv2d(squeeze_planes, expand1x1_planes, kernel_size=1, bias=bias)
-        self.expand1x1_bn = nn.BatchNorm2d(expand1x1_planes) if batch_norm else nn.Identity()
+        self.expand1x1_bn = batch_norm_or_identity(expand1x1_planes, batch_norm)
         self.expand1x1_activation = nn.ReLU(inplace=True)
         self.expand3x3 = nn.Conv2d(squeeze_planes, expand3x3_planes, kernel_size=3, padding=1, bias=bias)
-        self.expand3x3_bn = nn.BatchNorm2d(expand3x3_planes) if batch_norm else nn.Identity()
+        self.expand3x3_bn = batch_norm_or_identity(expand3x3_planes, batch_norm)
         self.expand3x3_activation = nn.ReLU(inplace=True)
         if expand5x5_planes:
             self.expand5x5 = nn.Conv2d(squeeze_planes, expand5x5_planes, kernel_size=5, padding=2, bias=bias)
-            self.expand5x5_bn = nn.BatchNorm2d(expand5x5_planes) if batch_norm else nn.Identity()
+            self.expand5x5_bn = batch_norm_or_identity(expand5x5_planes, batch_norm)
             self.expand5x5_activation = nn.ReLU(inplace=True)
         else:
             self.expand5x5 = None
@@ -97,9 +102,9 @@ class Expand(nn.Module):
         super().__init__()
         _, expand1x1, expand3x3 = fire_planes(out_planes, 1.0, pct_3x3)
         self.expand1x1 = nn.Conv2d(inplanes, expand1x1, kernel_size=1, bias=not batch_norm)
-        self.expand1x1_bn = nn.BatchNorm2d(expand1x1) if batch_norm else nn.Identity()
+        self.expand1x1_bn = batch_norm_or_identity(expand1x1, batch_norm)
         self.expand3x3 = nn.Conv2d(inplanes, expand3x3, kernel_size=3, padding=1, bias=not batch_norm)
-        self.expand3x3_bn = nn.BatchNorm2d(expand3x3) if batch_norm else nn.Identity()
+        self.expand3x3_bn = batch_norm_or_identity(expand3x3, batch_norm)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(torch.cat([self.expand1x1_bn(self.expand1x1(x)), self.expand3x3_bn(self.expand3x3(x))], 1))
@@ -118,7 +123,7 @@ class FireUp(Expand):
         squeeze = fire_planes(out_planes, squeeze_ratio, pct_3x3)[0]
         super().__init__(squeeze, out_planes, pct_3x3, batch_norm)
         self.squeeze = nn.Conv2d(inplanes, squeeze, kernel_size=1, bias=not batch_norm)
-        self.squeeze_bn = nn.BatchNorm2d(squeeze) if batch_norm else nn.Identity()
+        self.squeeze_bn = batch_norm_or_identity(squeeze, batch_norm)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         s = nn.functional.interpolate(torch.relu(self.squeeze_bn(self.squeeze(x))), size=size, mode="nearest")
